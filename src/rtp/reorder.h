@@ -1,0 +1,59 @@
+/* Reorder buffer bounded in packets and in time. Packets go in keyed by extended
+ * sequence number in any order and come out in order. A hole is waited for until the
+ * buffer is full or the oldest held packet has waited max_delay; then it is declared
+ * lost. Counts lost, duplicated, late (after their slot was passed) and reordered packets.
+ * Items are opaque pointers owned by the caller. */
+#ifndef CAP_RTP_REORDER_H
+#define CAP_RTP_REORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cap_reorder_stats {
+    uint64_t received;    /* packets pushed */
+    uint64_t emitted;
+    uint64_t lost;        /* sequence numbers skipped over and never emitted */
+    uint64_t duplicated;  /* same sequence as a held or recently emitted packet */
+    uint64_t late;        /* arrived after its slot was passed (also counted lost before) */
+    uint64_t reordered;   /* arrived after a higher sequence but in time to be emitted in order */
+};
+
+struct cap_reorder_slot;
+
+struct cap_reorder {
+    struct cap_reorder_slot *slots;
+    size_t capacity;          /* max packets held, a power of two */
+    int64_t max_delay_ns;
+    bool started;
+    uint64_t next_seq;        /* next sequence to emit */
+    uint64_t highest_seq;     /* highest pushed so far */
+    size_t held;
+    struct cap_reorder_stats stats;
+    uint64_t emitted_seen[16]; /* bitmap of the last 1024 emitted/skipped seqs, for duplicates */
+};
+
+struct cap_reorder_out {
+    uint64_t seq;
+    int64_t arrival_ns;
+    void *item;
+    uint64_t lost_before;     /* sequence numbers given up on just before this one */
+};
+
+/* capacity is rounded up to a power of two (at most 65536). */
+int cap_reorder_init(struct cap_reorder *r, size_t capacity, int64_t max_delay_ns);
+void cap_reorder_deinit(struct cap_reorder *r);
+
+/* Takes one packet. Returns 0 when held, CAP_EDUPLICATE or CAP_ELATE when refused (the
+ * caller still owns the item). A packet further ahead than the capacity forces the
+ * oldest holes to be given up first, so push never fails for lack of room. */
+int cap_reorder_push(struct cap_reorder *r, uint64_t seq, int64_t arrival_ns, void *item);
+
+/* Emits the next packet if it is ready at time now_ns: in order, or after giving up on a
+ * hole whose follower has waited max_delay_ns. Returns 1 with *out filled, 0 if none ready. */
+int cap_reorder_pop(struct cap_reorder *r, int64_t now_ns, struct cap_reorder_out *out);
+
+/* Like pop but gives up on every hole: drains what is held, in order. */
+int cap_reorder_flush(struct cap_reorder *r, struct cap_reorder_out *out);
+
+#endif

@@ -23,12 +23,15 @@
 
 enum cap_error {
     CAP_OK = 0,
-    CAP_EFIRST_ = -1000,
+    CAP_EFIRST_ = -10000,
 #define CAP_X_ENUM_(name, text) CAP_E##name,
     CAP_ERRNO_MAP(CAP_X_ENUM_)
 #undef CAP_X_ENUM_
     CAP_ELAST_
 };
+
+/* True for a negative errno passed through (I/O failures), as opposed to a CAP_E* code. */
+static inline int cap_is_errno(int err) { return err < 0 && err > -4096; }
 
 /* Text for a CAP_E* code (or for a negative errno); never NULL. */
 const char *cap_strerror(int err);

@@ -16,7 +16,7 @@ const char *cap_strerror(int err)
     default:
         break;
     }
-    if (err < 0 && err > CAP_EFIRST_)
+    if (cap_is_errno(err))
         return strerror(-err);
     return "unknown error";
 }

@@ -1,0 +1,250 @@
+/* The track writer (writer.h): buffered appends to the current chunk, interval fsync,
+ * rotation by size and arrival time, and sealing each chunk with its index at rotation
+ * and close. A chunk file is created on the first record, so idle tracks leave none. */
+#include "track/writer.h"
+
+#include "track/chunk_format.h"
+#include "util/clock.h"
+#include "util/crc32c.h"
+#include "util/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cap_track_writer {
+    struct cap_track_writer_config cfg;
+    char dir[PATH_MAX];
+    char path[PATH_MAX];
+    int fd;                    /* -1 between chunks */
+    uint32_t chunk_seq;
+    uint64_t offset;           /* logical end of the chunk: written plus buffered */
+    struct cap_buf buf;
+    struct cap_chunk_indexer ix;
+    int64_t chunk_first_arrival;
+    bool chunk_has_records;
+    bool unsynced;             /* bytes written to the fd since the last fsync */
+    int64_t last_sync_mono;
+    struct cap_track_writer_stats stats;
+};
+
+int cap_track_chunk_path(char *out, size_t size, const char *dir, uint32_t chunk_seq)
+{
+    int n = snprintf(out, size, "%s/%08u.ctrk", dir, chunk_seq);
+    return n < 0 || (size_t)n >= size ? CAP_ELIMIT : 0;
+}
+
+uint32_t cap_track_last_chunk_seq(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    uint32_t highest = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        unsigned long seq = strtoul(e->d_name, &end, 10);
+        if (end != e->d_name && strcmp(end, ".ctrk") == 0 && seq > highest && seq <= UINT32_MAX)
+            highest = (uint32_t)seq;
+    }
+    closedir(d);
+    return highest;
+}
+
+int cap_track_writer_open(struct cap_track_writer **out, const struct cap_track_writer_config *cfg)
+{
+    if (!cfg->dir || strlen(cfg->dir) >= PATH_MAX - 32)
+        return CAP_EINVAL;
+    int err = cap_mkdir_p(cfg->dir);
+    if (err)
+        return err;
+    struct cap_track_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return CAP_ENOMEM;
+    w->cfg = *cfg;
+    strcpy(w->dir, cfg->dir);
+    w->cfg.dir = w->dir;
+    if (!w->cfg.max_chunk_bytes)
+        w->cfg.max_chunk_bytes = CAP_TRACK_DEFAULT_CHUNK_BYTES;
+    if (!w->cfg.max_chunk_ns)
+        w->cfg.max_chunk_ns = CAP_TRACK_DEFAULT_CHUNK_NS;
+    if (!w->cfg.buffer_bytes)
+        w->cfg.buffer_bytes = CAP_TRACK_DEFAULT_BUFFER;
+    w->chunk_seq = cfg->first_chunk_seq ? cfg->first_chunk_seq - 1 : cap_track_last_chunk_seq(w->dir);
+    w->fd = -1;
+    /* The buffer may briefly hold a whole sealed index on top of records. */
+    cap_buf_init(&w->buf, w->cfg.buffer_bytes + CAP_CHUNK_PACKET_MAX + CAP_CHUNK_INDEX_MAX + 4096);
+    w->last_sync_mono = cap_clock_mono_ns();
+    *out = w;
+    return 0;
+}
+
+static int flush_buffer(struct cap_track_writer *w)
+{
+    if (w->buf.len == 0 || w->fd < 0)
+        return 0;
+    int err = cap_write_all(w->fd, w->buf.data, w->buf.len);
+    if (err)
+        return err;
+    w->stats.bytes += w->buf.len;
+    cap_buf_reset(&w->buf);
+    w->unsynced = true;
+    return 0;
+}
+
+static int sync_now(struct cap_track_writer *w, int64_t now)
+{
+    int err = flush_buffer(w);
+    if (err)
+        return err;
+    w->last_sync_mono = now;
+    if (!w->unsynced || w->fd < 0)
+        return 0;
+    int64_t t0 = cap_clock_mono_ns();
+    if (fdatasync(w->fd) != 0)
+        return -errno;
+    int64_t took = cap_clock_mono_ns() - t0;
+    w->stats.fsyncs++;
+    w->stats.fsync_ns_total += took;
+    if (took > w->stats.fsync_ns_max)
+        w->stats.fsync_ns_max = took;
+    w->unsynced = false;
+    return 0;
+}
+
+static int open_chunk(struct cap_track_writer *w, int64_t arrival_ns)
+{
+    w->chunk_seq++;
+    int err = cap_track_chunk_path(w->path, sizeof(w->path), w->dir, w->chunk_seq);
+    if (err)
+        return err;
+    int fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    w->fd = fd;
+    struct cap_track_info info = w->cfg.info;
+    info.chunk_seq = w->chunk_seq;
+    info.created_ns = cap_clock_wall_ns();
+    cap_buf_reset(&w->buf);
+    err = cap_chunk_encode_header(&w->buf, &info);
+    if (!err)
+        err = flush_buffer(w);
+    /* The folder entry must outlive a crash as much as the records in it. */
+    if (!err)
+        err = cap_fsync_parent(w->path);
+    if (err) {
+        close(fd);
+        unlink(w->path);
+        w->fd = -1;
+        return err;
+    }
+    w->offset = (uint64_t)lseek(fd, 0, SEEK_CUR);
+    cap_chunk_indexer_init(&w->ix);
+    w->chunk_first_arrival = arrival_ns;
+    w->chunk_has_records = false;
+    w->stats.chunks++;
+    return 0;
+}
+
+static int seal_chunk(struct cap_track_writer *w)
+{
+    if (w->fd < 0)
+        return 0;
+    int err = cap_chunk_indexer_seal(&w->ix, w->offset, &w->buf);
+    if (!err)
+        err = sync_now(w, cap_clock_mono_ns());
+    struct cap_chunk_summary summary = w->ix.summary;
+    summary.sealed = true;
+    cap_chunk_indexer_deinit(&w->ix);
+    if (close(w->fd) != 0 && !err)
+        err = -errno;
+    w->fd = -1;
+    if (!err && w->cfg.on_chunk_closed)
+        w->cfg.on_chunk_closed(w->cfg.user, w->path, &summary);
+    return err;
+}
+
+int cap_track_writer_append(struct cap_track_writer *w, enum cap_record_type type, uint8_t flags,
+                            int64_t arrival_ns, const void *data, size_t len)
+{
+    if (type != CAP_RECORD_RTP && type != CAP_RECORD_RTCP && type != CAP_RECORD_EVENT)
+        return CAP_EINVAL;
+    if (len > CAP_CHUNK_PACKET_MAX)
+        return CAP_EINVAL;
+    size_t total = CAP_CHUNK_RECORD_OVERHEAD + len;
+    int err;
+    if (w->fd >= 0 && w->chunk_has_records &&
+        (w->offset + total > w->cfg.max_chunk_bytes ||
+         arrival_ns - w->chunk_first_arrival >= w->cfg.max_chunk_ns)) {
+        if ((err = seal_chunk(w)))
+            return err;
+    }
+    if (w->fd < 0 && (err = open_chunk(w, arrival_ns)))
+        return err;
+    if (w->buf.len + total > w->cfg.buffer_bytes && (err = flush_buffer(w)))
+        return err;
+    if ((err = cap_buf_reserve(&w->buf, total)))
+        return err;
+    uint8_t *rec = w->buf.data + w->buf.len;
+    cap_chunk_encode_record_header(rec, (uint8_t)type, flags, (uint32_t)len, arrival_ns);
+    if (len)
+        memcpy(rec + CAP_CHUNK_RECORD_HEADER_LEN, data, len);
+    uint32_t crc = cap_crc32c(0, rec, CAP_CHUNK_RECORD_HEADER_LEN + len);
+    uint8_t *trailer = rec + CAP_CHUNK_RECORD_HEADER_LEN + len;
+    trailer[0] = (uint8_t)crc;
+    trailer[1] = (uint8_t)(crc >> 8);
+    trailer[2] = (uint8_t)(crc >> 16);
+    trailer[3] = (uint8_t)(crc >> 24);
+    w->buf.len += total;
+    cap_chunk_indexer_add(&w->ix, w->offset, (uint8_t)type, flags, arrival_ns, data, len);
+    w->offset += total;
+    w->chunk_has_records = true;
+    w->stats.records++;
+    if (w->cfg.fsync_interval_ns > 0)
+        return cap_track_writer_tick(w, cap_clock_mono_ns());
+    return 0;
+}
+
+int cap_track_writer_tick(struct cap_track_writer *w, int64_t now_mono_ns)
+{
+    if (w->cfg.fsync_interval_ns <= 0 || now_mono_ns - w->last_sync_mono < w->cfg.fsync_interval_ns)
+        return 0;
+    return sync_now(w, now_mono_ns);
+}
+
+int cap_track_writer_sync(struct cap_track_writer *w)
+{
+    return sync_now(w, cap_clock_mono_ns());
+}
+
+int cap_track_writer_update_info(struct cap_track_writer *w, const struct cap_track_info *info)
+{
+    int err = seal_chunk(w);
+    w->cfg.info = *info;
+    return err;
+}
+
+int cap_track_writer_close(struct cap_track_writer *w)
+{
+    if (!w)
+        return 0;
+    int err = seal_chunk(w);
+    cap_buf_deinit(&w->buf);
+    free(w);
+    return err;
+}
+
+const struct cap_track_writer_stats *cap_track_writer_stats(const struct cap_track_writer *w)
+{
+    return &w->stats;
+}
+
+const char *cap_track_writer_current_path(const struct cap_track_writer *w)
+{
+    return w->fd >= 0 ? w->path : NULL;
+}

@@ -1,0 +1,15 @@
+/* Shared pieces of the subcommands: how they fail, and their entry points. */
+#ifndef CAP_CLI_CLI_H
+#define CAP_CLI_CLI_H
+
+#define CLI_EXIT_FAILURE 1   /* the command ran and failed (bad file, I/O) */
+#define CLI_EXIT_USAGE 2     /* the command line itself is wrong */
+
+/* Prints "capstan CMD: message" on stderr and returns code, for `return cli_fail(...)`. */
+int cli_fail(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+int cmd_import_pcap(int argc, char **argv);
+int cmd_export_pcap(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+#endif

@@ -41,10 +41,13 @@ int cmd_export_pcap(int argc, char **argv)
     if (!out)
         return cli_fail(cmd, CLI_EXIT_USAGE, "--out FILE is required (see --help)");
     char why[512] = "";
-    uint64_t packets = 0;
-    int err = cap_pcap_export(argv[optind], out, &packets, why, sizeof(why));
+    struct cap_export_report rep;
+    int err = cap_pcap_export(argv[optind], out, &rep, why, sizeof(why));
     if (err)
         return cli_fail(cmd, CLI_EXIT_FAILURE, "%s", why[0] ? why : cap_strerror(err));
-    printf("exported %llu packets to %s\n", (unsigned long long)packets, out);
+    printf("exported %llu packets to %s\n", (unsigned long long)rep.packets, out);
+    if (rep.skipped)
+        fprintf(stderr, "capstan export-pcap: skipped %llu records too large for a UDP datagram\n",
+                (unsigned long long)rep.skipped);
     return 0;
 }

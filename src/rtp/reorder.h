@@ -28,9 +28,16 @@ struct cap_reorder {
     bool started;
     uint64_t next_seq;        /* next sequence to emit */
     uint64_t highest_seq;     /* highest pushed so far */
-    size_t held;
+    size_t held;              /* packets inside, waiting or ready */
     struct cap_reorder_stats stats;
-    uint64_t emitted_seen[16]; /* bitmap of the last 1024 emitted/skipped seqs, for duplicates */
+    /* One bit per seq for the 1024 below next_seq, set if it was emitted and clear if it
+     * was skipped, so a packet behind next_seq is told apart as duplicate or late. */
+    uint64_t emitted_seen[16];
+    /* Packets forced out of the window by a push far ahead wait here, in order, for pop;
+     * slots[capacity..2*capacity) is their ring. */
+    size_t ready_head;
+    size_t ready_count;
+    uint64_t lost_pending;    /* given up by a push, reported with the next packet emitted */
 };
 
 struct cap_reorder_out {
@@ -40,13 +47,18 @@ struct cap_reorder_out {
     uint64_t lost_before;     /* sequence numbers given up on just before this one */
 };
 
-/* capacity is rounded up to a power of two (at most 65536). */
+/* capacity is rounded up to a power of two (at most 65536; larger requests get 65536).
+ * CAP_EINVAL for a capacity of 0 or a negative delay, CAP_ENOMEM. */
 int cap_reorder_init(struct cap_reorder *r, size_t capacity, int64_t max_delay_ns);
+/* Frees the slots only: items still held are the caller's, so flush first to get them. */
 void cap_reorder_deinit(struct cap_reorder *r);
 
 /* Takes one packet. Returns 0 when held, CAP_EDUPLICATE or CAP_ELATE when refused (the
  * caller still owns the item). A packet further ahead than the capacity forces the
- * oldest holes to be given up first, so push never fails for lack of room. */
+ * oldest holes to be given up first, and the packets held below it out to be emitted by
+ * the next pops, so push never fails for lack of room as long as the caller pops until
+ * pop returns 0 before pushing again. One that does not may get CAP_ELIMIT once
+ * capacity forced-out packets are waiting for pop. */
 int cap_reorder_push(struct cap_reorder *r, uint64_t seq, int64_t arrival_ns, void *item);
 
 /* Emits the next packet if it is ready at time now_ns: in order, or after giving up on a

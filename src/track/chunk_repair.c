@@ -39,9 +39,9 @@ static bool is_sealed(const uint8_t *data, size_t len, size_t data_start)
     if (len < data_start + CAP_CHUNK_RECORD_OVERHEAD + CAP_CHUNK_FOOTER_LEN)
         return false;
     int64_t index_off = cap_chunk_decode_footer(data + len - CAP_CHUNK_FOOTER_LEN);
-    if (index_off < (int64_t)data_start)
-        return false;
     size_t end = len - CAP_CHUNK_FOOTER_LEN;
+    if (index_off < (int64_t)data_start || (uint64_t)index_off > end)
+        return false;
     struct cap_chunk_record_header hdr;
     long n = cap_chunk_check_record(data + index_off, end - (size_t)index_off, &hdr);
     return n > 0 && hdr.type == CAP_RECORD_INDEX && (size_t)index_off + (size_t)n == end;

@@ -46,6 +46,9 @@ struct cap_import_track {
     int64_t last_arrival_ns;
     /* guessing the kind of an unmapped dynamic payload type */
     uint64_t same_ts_runs;
+    uint64_t ts_advance;         /* sum of forward timestamp steps */
+    int64_t scan_first_ns;
+    int64_t scan_last_ns;
     uint32_t last_ts;
     uint16_t dst_port;
 };
@@ -80,8 +83,13 @@ void cap_import_report_deinit(struct cap_import_report *report);
 /* Writes every track under rec_dir/tracks/ into one pcap, merged by arrival time, with
  * Ethernet/IP/UDP headers from the endpoint events import recorded (loopback defaults
  * otherwise). Nanosecond timestamps when any arrival has sub-microsecond precision. */
-int cap_pcap_export(const char *rec_dir, const char *out_path, uint64_t *packets_out, char *why,
-                    size_t why_size);
+struct cap_export_report {
+    uint64_t packets;
+    uint64_t skipped;   /* records too big for one UDP datagram: cannot be put in a capture */
+};
+
+int cap_pcap_export(const char *rec_dir, const char *out_path, struct cap_export_report *report,
+                    char *why, size_t why_size);
 
 /* The track folders of a recording, sorted by name. Caller frees with cap_track_dirs_free. */
 int cap_track_dirs_list(const char *rec_dir, char ***dirs_out, size_t *count_out);

@@ -205,9 +205,10 @@ static int needs_nanoseconds(char **dirs, size_t count, bool *nano, char *why, s
     return err;
 }
 
-int cap_pcap_export(const char *rec_dir, const char *out_path, uint64_t *packets_out, char *why,
-                    size_t why_size)
+int cap_pcap_export(const char *rec_dir, const char *out_path, struct cap_export_report *report,
+                    char *why, size_t why_size)
 {
+    memset(report, 0, sizeof(*report));
     char **dirs;
     size_t count;
     int err = cap_track_dirs_list(rec_dir, &dirs, &count);
@@ -235,8 +236,9 @@ int cap_pcap_export(const char *rec_dir, const char *out_path, uint64_t *packets
     }
     for (size_t i = 0; i < count && !err; i++)
         err = advance(&tracks[i]);
-    static uint8_t frame[CAP_NETFRAME_MAX_HEADER + 65536];
-    uint64_t packets = 0;
+    uint8_t *frame = malloc(CAP_NETFRAME_MAX_HEADER + 65536);
+    if (!frame)
+        err = CAP_ENOMEM;
     while (!err) {
         /* The earliest next record; ties go to the lower track, keeping output stable. */
         struct export_track *next = NULL;
@@ -248,6 +250,11 @@ int cap_pcap_export(const char *rec_dir, const char *out_path, uint64_t *packets
         const struct cap_udp_endpoints *ep =
             next->rec.type == CAP_RECORD_RTCP ? &next->rtcp_ep : &next->rtp_ep;
         size_t hdr = cap_netframe_encode_ethernet(ep, next->rec.data, next->rec.len, frame);
+        if (hdr == 0) {
+            report->skipped++;
+            err = advance(next);
+            continue;
+        }
         memcpy(frame + hdr, next->rec.data, next->rec.len);
         struct pcap_pkthdr ph;
         int64_t t = next->rec.arrival_ns;
@@ -255,7 +262,7 @@ int cap_pcap_export(const char *rec_dir, const char *out_path, uint64_t *packets
         ph.ts.tv_usec = (suseconds_t)(nano ? t % 1000000000 : (t % 1000000000) / 1000);
         ph.caplen = ph.len = (bpf_u_int32)(hdr + next->rec.len);
         pcap_dump((u_char *)dumper, &ph, frame);
-        packets++;
+        report->packets++;
         err = advance(next);
         if (err)
             snprintf(why, why_size, "reading %s: %s", rec_dir, cap_strerror(err));
@@ -264,10 +271,9 @@ int cap_pcap_export(const char *rec_dir, const char *out_path, uint64_t *packets
         err = CAP_EIO;
         snprintf(why, why_size, "%s: write failed", out_path);
     }
+    free(frame);
     pcap_dump_close(dumper);
     pcap_close(dead);
     close_tracks(tracks, count);
-    if (packets_out)
-        *packets_out = packets;
     return err;
 }

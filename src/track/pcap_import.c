@@ -179,8 +179,15 @@ static int scan_streams(pcap_t *p, struct cap_import_report *rep, struct ssrc_ta
                 return CAP_ENOMEM;
         }
         struct cap_import_track *t = &rep->tracks[idx];
-        if (t->last_ts == rtp.timestamp)
+        int64_t arrival = packet_time(h);
+        if (t->scan_first_ns == 0)
+            t->scan_first_ns = arrival;
+        else if (t->last_ts == rtp.timestamp)
             t->same_ts_runs++;
+        else if ((int32_t)(rtp.timestamp - t->last_ts) > 0 &&
+                 (int32_t)(rtp.timestamp - t->last_ts) < 90000 * 10)
+            t->ts_advance += rtp.timestamp - t->last_ts;
+        t->scan_last_ns = arrival;
         t->last_ts = rtp.timestamp;
     }
     if (rc == PCAP_ERROR) {
@@ -204,9 +211,13 @@ static void name_tracks(struct cap_import_report *rep, struct cap_pt_map *map)
             t->clock_rate = m->clock_rate;
             t->channels = m->channels;
         } else {
-            /* Unmapped dynamic PT: video frames span several packets with one timestamp. */
+            /* Unmapped dynamic PT: video runs a 90 kHz clock (RFC 3551) and splits large
+             * frames over packets sharing one timestamp; audio clocks are 8-48 kHz. */
+            double span = (double)(t->scan_last_ns - t->scan_first_ns) / 1e9;
+            double clock = span > 0.2 ? (double)t->ts_advance / span : 0;
+            bool video = (clock > 65000 && clock < 120000) || (clock == 0 && t->same_ts_runs > 0);
             snprintf(t->codec, sizeof(t->codec), "unknown");
-            snprintf(t->kind, sizeof(t->kind), "%s", t->same_ts_runs > 0 ? "video" : "audio");
+            snprintf(t->kind, sizeof(t->kind), "%s", video ? "video" : "audio");
         }
         snprintf(t->peer_id, sizeof(t->peer_id), "ssrc-%08x", t->ssrc);
         snprintf(t->track_id, sizeof(t->track_id), "%.100s-%.15s", t->peer_id, t->kind);

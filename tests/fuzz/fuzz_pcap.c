@@ -48,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cap_pcap_import(&opt, &rep, why, sizeof(why)) == 0) {
         char exported[160];
         snprintf(exported, sizeof(exported), "%s/export.pcap", out);
-        uint64_t packets;
-        cap_pcap_export(out, exported, &packets, why, sizeof(why));
+        struct cap_export_report exported_report;
+        cap_pcap_export(out, exported, &exported_report, why, sizeof(why));
     }
     cap_import_report_deinit(&rep);
     cap_pt_map_deinit(&map);

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Writes the small seed inputs of tests/fuzz/corpus/ (run from the repo root after a
+build: the chunk seeds come from capstan's own import). Crashes found by `make fuzz` are
+added to the corpora by hand, so they replay forever after."""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
+CAPSTAN = os.path.join(ROOT, sys.argv[1] if len(sys.argv) > 1 else "build", "capstan")
+
+
+def rtp(seq, ssrc=0x11223344, pt=96, payload=b"\x10\x00\x00\x9d\x01\x2a", marker=0, csrc=(),
+        ext=None, pad=0):
+    first = 0x80 | (len(csrc) & 0xF) | (0x10 if ext is not None else 0) | (0x20 if pad else 0)
+    head = struct.pack(">BBHII", first, (marker << 7) | pt, seq, seq * 3000, ssrc)
+    head += b"".join(struct.pack(">I", c) for c in csrc)
+    if ext is not None:
+        profile, body = ext
+        head += struct.pack(">HH", profile, len(body) // 4) + body
+    tail = (b"\0" * (pad - 1) + bytes([pad])) if pad else b""
+    return head + payload + tail
+
+
+def sr(ssrc, blocks=0):
+    body = struct.pack(">IQIII", ssrc, 0xE5A0B1C2D3E4F506, 123456, 10, 1000)
+    body += b"".join(struct.pack(">IIIIII", 0x55667788, 0x01000002, 100, 5, 0, 0)
+                     for _ in range(blocks))
+    return struct.pack(">BBH", 0x80 | blocks, 200, len(body) // 4) + body
+
+
+def sdes(ssrc, cname=b"user@host"):
+    item = bytes([1, len(cname)]) + cname + b"\0"
+    item += b"\0" * (-len(item) % 4)
+    body = struct.pack(">I", ssrc) + item
+    return struct.pack(">BBH", 0x81, 202, len(body) // 4) + body
+
+
+def rtcp_samples():
+    bye = struct.pack(">BBHI", 0x81, 203, 2, 0x11223344) + b"\x03bye"
+    app = struct.pack(">BBHI", 0x80, 204, 3, 0x11223344) + b"NAME" + b"data"
+    pli = struct.pack(">BBHII", 0x81, 206, 2, 0x11223344, 0x55667788)
+    nack = struct.pack(">BBHIIHH", 0x81, 205, 3, 0x11223344, 0x55667788, 100, 0x0005)
+    rr = struct.pack(">BBHI", 0x81, 201, 7, 0x99887766) + struct.pack(">IIIIII", 0x11223344, 0, 1, 2, 3, 4)
+    return {
+        "sr_sdes": sr(0x11223344, 1) + sdes(0x11223344),
+        "rr": rr, "bye": bye, "app": app, "pli": pli, "nack": nack,
+        "lying_length": sr(0x11223344)[:2] + b"\x00\x30" + sr(0x11223344)[4:],
+        "garbage_after": sr(0x11223344) + b"\xde\xad\xbe\xef",
+    }
+
+
+def rtp_samples():
+    return {
+        "plain": rtp(1),
+        "marker_csrc": rtp(2, marker=1, csrc=(1, 2, 3)),
+        "one_byte_ext": rtp(3, ext=(0xBEDE, bytes([0x10, 0xFF, 0x00, 0x00]))),
+        "two_byte_ext": rtp(4, ext=(0x1000, bytes([1, 2, 0xAA, 0xBB]))),
+        "padding": rtp(5, pad=4),
+        "truncated": rtp(6)[:9],
+    }
+
+
+def udp_frame(payload, sport=4000, dport=5000):
+    udp = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                     bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+    return b"\0" * 12 + b"\x08\x00" + ip + udp
+
+
+def pcap(frames):
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for i, frame in enumerate(frames):
+        out += struct.pack("<IIII", 1700000000, i * 20000, len(frame), len(frame)) + frame
+    return out
+
+
+def write(folder, name, data):
+    os.makedirs(os.path.join(CORPUS, folder), exist_ok=True)
+    with open(os.path.join(CORPUS, folder, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    for name, data in rtp_samples().items():
+        write("fuzz_rtp", name, data)
+    for name, data in rtcp_samples().items():
+        write("fuzz_rtcp", name, data)
+    frames = [udp_frame(rtp(i, marker=i % 3 == 0)) for i in range(6)]
+    frames.append(udp_frame(sr(0x11223344, 1) + sdes(0x11223344), 4001, 5001))
+    frames.append(udp_frame(rtp(1, ssrc=0xAABBCCDD, pt=111, payload=b"\xfc\xff\xfe"), 4002, 5002))
+    frames.append(udp_frame(b"not rtp at all"))
+    capture = pcap(frames)
+    write("fuzz_pcap", "vp8_opus_rtcp.pcap", capture)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "seed.pcap")
+        with open(path, "wb") as f:
+            f.write(capture)
+        ng = os.path.join(tmp, "seed.pcapng")
+        if shutil.which("editcap"):
+            subprocess.run(["editcap", "-F", "pcapng", path, ng], check=True)
+            write("fuzz_pcap", "vp8_opus_rtcp.pcapng", open(ng, "rb").read())
+        rec = os.path.join(tmp, "rec")
+        subprocess.run([CAPSTAN, "import-pcap", path, "--out", rec, "--map", "96=VP8/90000",
+                        "--map", "111=opus/48000/2"], check=True, stdout=subprocess.DEVNULL)
+        chunk = open(os.path.join(rec, "tracks", "ssrc-11223344-video", "00000001.ctrk"), "rb").read()
+        write("fuzz_chunk", "sealed.ctrk", chunk)
+        write("fuzz_chunk", "torn.ctrk", chunk[: len(chunk) * 2 // 3])
+        write("fuzz_chunk", "header_only.ctrk", chunk[: chunk.index(b"}") + 5])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Shared fixtures for capstan's integration tests: the built binary, free loopback ports,
+and real peers (tcpdump captures, GStreamer and ffmpeg senders, tshark as judge)."""
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("CAPSTAN_BUILD", os.path.join(ROOT, "build"))
+CAPSTAN = os.path.join(BUILD, "capstan")
+
+
+@pytest.fixture(scope="session")
+def capstan_bin():
+    assert os.access(CAPSTAN, os.X_OK), f"build capstan first ({CAPSTAN} missing)"
+    return CAPSTAN
+
+
+def run_capstan(*args, check=True, timeout=300):
+    proc = subprocess.run([CAPSTAN, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"capstan {' '.join(map(str, args))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def free_udp_ports(count, family=socket.AF_INET):
+    """`count` consecutive UDP ports that are free on loopback now."""
+    host = "127.0.0.1" if family == socket.AF_INET else "::1"
+    for _ in range(200):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        base = s.getsockname()[1]
+        s.close()
+        if base + count > 65535 or base < 1024:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + count):
+                t = socket.socket(family, socket.SOCK_DGRAM)
+                t.bind((host, p))
+                socks.append(t)
+            return list(range(base, base + count))
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+    raise RuntimeError("no free UDP port range")
+
+
+class Capture:
+    """tcpdump on loopback, started and confirmed listening before a sender begins."""
+
+    def __init__(self, path, bpf):
+        self.path = path
+        self.proc = subprocess.Popen(
+            ["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", path, bpf],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 15
+        line = ""
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if "listening on" in line or not line:
+                break
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"tcpdump did not start: {line}")
+
+    def stop(self):
+        time.sleep(0.5)
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def capture(tmp_path):
+    started = []
+
+    def start(bpf, name="capture.pcap"):
+        c = Capture(str(tmp_path / name), bpf)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            c.proc.kill()
+
+
+def tshark_fields(pcap, decode_as, fields, extra=()):
+    """Rows of tshark -T fields for every frame, with the given decode-as rules."""
+    cmd = ["tshark", "-n", "-r", str(pcap)]
+    for port, proto in decode_as:
+        cmd += ["-d", f"udp.port=={port},{proto}"]
+    cmd += list(extra)
+    cmd += ["-T", "fields", "-E", "separator=\t"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]

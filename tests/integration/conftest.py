@@ -102,3 +102,22 @@ def tshark_fields(pcap, decode_as, fields, extra=()):
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return [line.split("\t") for line in out.splitlines()]
+
+
+def run_sender(cmd, seconds):
+    """Runs a real sender for about `seconds`. GStreamer live pipelines sometimes stay up
+    after EOS; a sender still running well past its time is stopped, which is fine since
+    tests judge what the capture saw, not how the sender exited."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=seconds + 15)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(2)
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        return
+    if proc.returncode != 0:
+        raise AssertionError(f"sender failed ({proc.returncode}): {' '.join(cmd)}\n{err[-2000:]}")

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import free_udp_ports, run_capstan, tshark_fields
+from conftest import free_udp_ports, run_capstan, run_sender, tshark_fields
 
 VIDEO_SSRC = 0x1234ABCD
 AUDIO_SSRC = 0x0BADCAFE
@@ -66,8 +66,7 @@ def real_capture(tmp_path_factory):
     ports = free_udp_ports(4)
     pcap = str(tmp / "av.pcap")
     cap = Capture(pcap, f"udp and portrange {ports[0]}-{ports[3]}")
-    subprocess.run(gst_vp8_opus_rtpbin(ports, 10), check=True, timeout=120,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_sender(gst_vp8_opus_rtpbin(ports, 10), 10)
     cap.stop()
     return tmp, pcap, ports
 
@@ -139,8 +138,7 @@ def test_pcapng_and_ipv6_import_the_same(real_capture, tmp_path, capture):
     import socket
     v6 = free_udp_ports(4, socket.AF_INET6)
     cap = capture(f"udp and portrange {v6[0]}-{v6[3]}", "v6.pcap")
-    subprocess.run(gst_vp8_opus_rtpbin(v6, 2, host="::1"), check=True, timeout=60,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_sender(gst_vp8_opus_rtpbin(v6, 2, host="::1"), 2)
     cap.stop()
     rep = json.loads(run_capstan("import-pcap", cap.path, "--out", tmp_path / "v6",
                                  "--map", "96=VP8/90000", "--map", "111=opus/48000/2",

@@ -483,6 +483,43 @@ static void test_unsealed_chunk_reads_and_reports_torn_tail(void **state)
     cap_track_writer_close(w);
 }
 
+static void test_fsync_interval_bounds_unsynced_data(void **state)
+{
+    (void)state;
+    char dir[300];
+    path_in(dir, sizeof(dir), "fsync");
+    struct cap_track_writer_config cfg = {0};
+    cfg.dir = dir;
+    fill_info(&cfg.info);
+    cfg.fsync_interval_ns = 1; /* every append is past the interval */
+    struct cap_track_writer *w;
+    assert_int_equal(cap_track_writer_open(&w, &cfg), 0);
+    uint8_t pkt[100];
+    for (unsigned i = 0; i < 5; i++) {
+        make_packet(pkt, sizeof(pkt), i);
+        assert_int_equal(cap_track_writer_append(w, CAP_RECORD_RTP, 0, T0 + i, pkt, sizeof(pkt)), 0);
+    }
+    assert_int_equal(cap_track_writer_stats(w)->fsyncs, 5);
+    assert_int_equal(cap_track_writer_close(w), 0);
+
+    /* With a long interval nothing is synced until the tick says it is time. */
+    path_in(dir, sizeof(dir), "fsync-tick");
+    cfg.dir = dir;
+    cfg.fsync_interval_ns = INT64_C(3600) * 1000000000;
+    assert_int_equal(cap_track_writer_open(&w, &cfg), 0);
+    assert_int_equal(cap_track_writer_append(w, CAP_RECORD_RTP, 0, T0, pkt, sizeof(pkt)), 0);
+    assert_int_equal(cap_track_writer_stats(w)->fsyncs, 0);
+    assert_int_equal(cap_track_writer_tick(w, INT64_MAX / 2), 0);
+    assert_int_equal(cap_track_writer_stats(w)->fsyncs, 1);
+    /* What was synced is on disk and readable while the writer keeps the chunk open. */
+    struct cap_chunk_reader *r;
+    assert_int_equal(cap_chunk_open(&r, cap_track_writer_current_path(w)), 0);
+    struct cap_record rec;
+    assert_int_equal(cap_chunk_next(r, &rec), 1);
+    cap_chunk_close(r);
+    assert_int_equal(cap_track_writer_close(w), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_header_damage_and_foreign_files_are_refused),
         cmocka_unit_test(test_writer_refuses_oversized_and_unknown_records),
         cmocka_unit_test(test_unsealed_chunk_reads_and_reports_torn_tail),
+        cmocka_unit_test(test_fsync_interval_bounds_unsynced_data),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -11,6 +11,11 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static void test_strerror_covers_every_code(void **state)
 {
@@ -102,6 +107,62 @@ static void test_ntp_round_trip(void **state)
     assert_string_equal(text, "2024-01-15T10:00:00.500Z");
 }
 
+static int side_effects;
+
+static const char *count_call(void)
+{
+    side_effects++;
+    return "x";
+}
+
+/* Runs fn with stderr sent to a pipe and returns what it wrote (static buffer). */
+static const char *capture_stderr(void (*fn)(void))
+{
+    static char out[4096];
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    ssize_t n = read(fds[0], out, sizeof(out) - 1);
+    close(fds[0]);
+    out[n > 0 ? n : 0] = '\0';
+    return out;
+}
+
+static void log_below_threshold(void)
+{
+    cap_log_set_level(CAP_LOG_INFO);
+    CAP_DEBUG(NULL, "never %s", count_call());
+}
+
+static void log_with_context(void)
+{
+    struct cap_log_ctx ctx = {.recording = "rec-1", .track = "peer\"1-video"};
+    CAP_WARN(&ctx, "chunk %d torn\n%s", 7, count_call());
+}
+
+static void test_log_formats_nothing_below_its_level_and_escapes_json(void **state)
+{
+    (void)state;
+    side_effects = 0;
+    assert_string_equal(capture_stderr(log_below_threshold), "");
+    assert_int_equal(side_effects, 0);
+    const char *line = capture_stderr(log_with_context);
+    assert_int_equal(side_effects, 1);
+    assert_non_null(strstr(line, "\"level\":\"warn\""));
+    assert_non_null(strstr(line, "\"recording_id\":\"rec-1\""));
+    assert_non_null(strstr(line, "\"track_id\":\"peer\\\"1-video\""));
+    assert_non_null(strstr(line, "\"msg\":\"chunk 7 torn\\u000ax\"}\n"));
+    enum cap_log_level level;
+    assert_int_equal(cap_log_parse_level("debug", &level), 0);
+    assert_int_equal(level, CAP_LOG_DEBUG);
+    assert_int_equal(cap_log_parse_level("loud", &level), CAP_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +172,7 @@ int main(void)
         cmocka_unit_test(test_crc32c_known_vectors),
         cmocka_unit_test(test_crc32c_paths_agree_and_continue),
         cmocka_unit_test(test_ntp_round_trip),
+        cmocka_unit_test(test_log_formats_nothing_below_its_level_and_escapes_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,10 +191,8 @@ long cap_chunk_decode_header(const uint8_t *in, size_t avail, struct cap_track_i
     return (long)total;
 }
 
-int cap_chunk_encode_index(struct cap_buf *out, const struct cap_chunk_summary *s,
-                           const struct cap_chunk_index_entry *entries, uint32_t count)
+static void encode_index_fixed(uint8_t *fixed, const struct cap_chunk_summary *s, uint32_t count)
 {
-    uint8_t fixed[CAP_CHUNK_INDEX_FIXED_LEN];
     cap_store_le32(fixed + 0, count);
     cap_store_le32(fixed + 4, s->keyframes);
     cap_store_le64(fixed + 8, (uint64_t)s->first_arrival_ns);
@@ -205,6 +203,13 @@ int cap_chunk_encode_index(struct cap_buf *out, const struct cap_chunk_summary *
     cap_store_le64(fixed + 40, s->rtcp_records);
     cap_store_le64(fixed + 48, s->event_records);
     cap_store_le64(fixed + 56, s->rtp_bytes);
+}
+
+int cap_chunk_encode_index(struct cap_buf *out, const struct cap_chunk_summary *s,
+                           const struct cap_chunk_index_entry *entries, uint32_t count)
+{
+    uint8_t fixed[CAP_CHUNK_INDEX_FIXED_LEN];
+    encode_index_fixed(fixed, s, count);
     int err = cap_buf_append(out, fixed, sizeof(fixed));
     for (uint32_t i = 0; !err && i < count; i++) {
         uint8_t e[CAP_CHUNK_INDEX_ENTRY_LEN];
@@ -338,11 +343,7 @@ int cap_chunk_indexer_seal(struct cap_chunk_indexer *ix, uint64_t index_offset,
     if (err)
         return err;
     uint8_t fixed[CAP_CHUNK_INDEX_FIXED_LEN];
-    struct cap_buf fixed_buf = {.data = fixed, .len = 0, .cap = sizeof(fixed), .max = sizeof(fixed)};
-    err = cap_chunk_encode_index(&fixed_buf, &ix->summary, NULL, 0);
-    if (err)
-        return err;
-    cap_store_le32(fixed, ix->summary.index_entries);
+    encode_index_fixed(fixed, &ix->summary, ix->summary.index_entries);
     if ((err = cap_buf_append(out, fixed, sizeof(fixed))) ||
         (err = cap_buf_append(out, ix->entries.data, ix->entries.len)))
         return err;

@@ -10,6 +10,7 @@
 #include "track/netframe.h"
 #include "track/writer.h"
 #include "util/fs.h"
+#include "util/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -192,7 +193,7 @@ static int scan_streams(pcap_t *p, struct cap_import_report *rep, struct ssrc_ta
     }
     if (rc == PCAP_ERROR) {
         /* A capture cut short (a crashed tcpdump) still imports up to the cut. */
-        fprintf(stderr, "capstan: warning: capture ends early: %s\n", pcap_geterr(p));
+        CAP_WARN(NULL, "capture ends early (imported up to the cut): %s", pcap_geterr(p));
     }
     (void)why;
     (void)why_size;

@@ -31,9 +31,9 @@ $(FUZZ_BUILD)/build.ninja:
 build-fuzz: setup $(FUZZ_BUILD)/build.ninja
 	@ninja -C $(FUZZ_BUILD) >/dev/null || ninja -C $(FUZZ_BUILD)
 
-# Until the daemon lands (issue 3), `run` builds and shows what capstan can do.
+# Starts the recorder with its embedded defaults: ./data, 127.0.0.1:8080, local disk + SQLite.
 run: build
-	@./$(BUILD)/capstan --help
+	@./$(BUILD)/capstan serve
 
 test: build build-asan
 	@$(PYTHON) scripts/run-tests --build $(BUILD) --asan-build $(ASAN_BUILD)

@@ -11,5 +11,6 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...) __attribute__((for
 int cmd_import_pcap(int argc, char **argv);
 int cmd_export_pcap(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

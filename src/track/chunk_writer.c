@@ -217,6 +217,11 @@ int cap_track_writer_tick(struct cap_track_writer *w, int64_t now_mono_ns)
     return sync_now(w, now_mono_ns);
 }
 
+int cap_track_writer_flush(struct cap_track_writer *w)
+{
+    return flush_buffer(w);
+}
+
 int cap_track_writer_sync(struct cap_track_writer *w)
 {
     return sync_now(w, cap_clock_mono_ns());

@@ -44,6 +44,9 @@ int cap_track_writer_open(struct cap_track_writer **out, const struct cap_track_
  * here. CAP_EINVAL for a bad type or size; I/O errors are returned as negative errno. */
 int cap_track_writer_append(struct cap_track_writer *w, enum cap_record_type type, uint8_t flags,
                             int64_t arrival_ns, const void *data, size_t len);
+/* Hands what is buffered to the kernel (one write), without fsync: after this a crash of
+ * the process loses nothing; only the machine going down can. */
+int cap_track_writer_flush(struct cap_track_writer *w);
 /* Writes what is buffered and fsyncs now if anything was written since the last fsync. */
 int cap_track_writer_sync(struct cap_track_writer *w);
 /* The periodic part of append, for idle tracks: fsync if the interval has passed. */

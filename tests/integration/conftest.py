@@ -58,7 +58,7 @@ class Capture:
     def __init__(self, path, bpf):
         self.path = path
         self.proc = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", path, bpf],
+            ["tcpdump", "-i", "lo", "-U", "-B", "65536", "-s", "0", "-w", path, bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 15
         line = ""
@@ -69,6 +69,8 @@ class Capture:
         if "listening on" not in line:
             self.proc.kill()
             raise RuntimeError(f"tcpdump did not start: {line}")
+        # "listening on" comes a moment before packets are really captured.
+        time.sleep(0.5)
 
     def stop(self):
         time.sleep(0.5)

@@ -293,6 +293,14 @@ static void repair_recording(struct cap_service *svc, struct cap_recording *rec)
         return;
     struct cap_log_ctx ctx = {.recording = rec->recording_id};
     for (size_t i = 0; i < count; i++) {
+        const char *name = strrchr(tracks[i], '/') + 1;
+        struct cap_rec_track *track = NULL;
+        for (size_t k = 0; k < rec->track_count; k++)
+            if (strcmp(rec->tracks[k].track_id, name) == 0)
+                track = &rec->tracks[k];
+        /* The disk is the truth about counts: the catalog's are as old as its last write. */
+        if (track)
+            track->packets = track->bytes = track->rtcp_packets = 0;
         DIR *d = opendir(tracks[i]);
         struct dirent *ent;
         while (d && (ent = readdir(d))) {
@@ -309,6 +317,14 @@ static void repair_recording(struct cap_service *svc, struct cap_recording *rec)
                 CAP_WARN(&ctx, "repaired %s: kept %llu records, cut a torn tail of %llu bytes%s", path,
                          (unsigned long long)rep.records, (unsigned long long)rep.cut_bytes,
                          rep.removed ? " (chunk removed: nothing in it)" : "");
+            struct cap_chunk_reader *reader;
+            if (track && !rep.removed && cap_chunk_open(&reader, path) == 0) {
+                const struct cap_chunk_summary *s = cap_chunk_summary(reader);
+                track->packets += s->rtp_records;
+                track->bytes += s->rtp_bytes;
+                track->rtcp_packets += s->rtcp_records;
+                cap_chunk_close(reader);
+            }
         }
         if (d)
             closedir(d);
@@ -316,9 +332,13 @@ static void repair_recording(struct cap_service *svc, struct cap_recording *rec)
     cap_track_dirs_free(tracks, count);
 }
 
-static void adopt_recording(void *user, json_t *state)
+static void collect(void *user, json_t *state)
 {
-    struct cap_service *svc = user;
+    json_array_append(user, state);
+}
+
+static void adopt_recording(struct cap_service *svc, json_t *state)
+{
     const char *was = json_string_value(json_object_get(state, "state"));
     struct cap_recording *rec = cap_engine_adopt_recording(&svc->engine, state);
     if (!rec || !was || (strcmp(was, "recording") != 0 && strcmp(was, "paused") != 0))
@@ -477,7 +497,16 @@ int cap_service_open(struct cap_service **out, const struct cap_service_config *
     /* Bring back what was there before a restart. */
     pthread_mutex_lock(&svc->lock);
     cap_catalog_each_room(svc->catalog, restore_room, svc);
-    cap_catalog_each_recording(svc->catalog, adopt_recording, svc);
+    /* Collected first: adopting writes to the catalog, which is busy while it iterates. */
+    json_t *recordings = json_array();
+    cap_catalog_each_recording(svc->catalog, collect, recordings);
+    size_t i;
+    json_t *state;
+    json_array_foreach(recordings, i, state)
+    {
+        adopt_recording(svc, state);
+    }
+    json_decref(recordings);
     svc->running = true;
     pthread_mutex_unlock(&svc->lock);
     pthread_create(&svc->maint, NULL, maint_main, svc);

@@ -204,7 +204,6 @@ static void write_record(struct cap_ingest *ing, struct slot *slot, enum cap_rec
                 "cannot write packet: %s", cap_strerror(err));
         return;
     }
-    atomic_fetch_add_explicit(&slot->counters.bytes, len, memory_order_relaxed);
     atomic_store_explicit(&slot->counters.last_arrival_ns, arrival, memory_order_relaxed);
     atomic_fetch_add_explicit(&ing->counters.packets, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ing->counters.bytes, len, memory_order_relaxed);
@@ -212,7 +211,9 @@ static void write_record(struct cap_ingest *ing, struct slot *slot, enum cap_rec
         atomic_fetch_add_explicit(&slot->counters.rtcp_packets, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&ing->counters.rtcp_packets, 1, memory_order_relaxed);
     } else {
+        /* A track's bytes are its RTP bytes, as chunk indexes and inspect count them. */
         atomic_fetch_add_explicit(&slot->counters.packets, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slot->counters.bytes, len, memory_order_relaxed);
     }
 }
 

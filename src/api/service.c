@@ -137,7 +137,7 @@ static void persist_room(struct cap_service *svc, const char *room_id)
     struct cap_room *room = cap_engine_find_room(&svc->engine, room_id);
     if (!room)
         return;
-    json_t *state = cap_room_json(room);
+    json_t *state = cap_room_state_json(room);
     cap_catalog_put_room(svc->catalog, room_id, state);
     json_decref(state);
 }
@@ -347,7 +347,8 @@ static void adopt_recording(struct cap_service *svc, json_t *state)
     repair_recording(svc, rec);
     struct cap_effects fx;
     cap_effects_init(&fx);
-    cap_engine_interrupt_recording(&svc->engine, rec, &fx);
+    struct cap_engine_error ignored;
+    cap_engine_interrupt_recording(&svc->engine, rec, &fx, &ignored);
     uint16_t port = rec->udp_port;
     if (open_edge(svc, rec, port) == 0) {
         for (size_t i = 0; i < rec->track_count; i++)
@@ -393,7 +394,8 @@ static void recover_pending(struct cap_service *svc)
             continue;
         struct cap_effects fx;
         cap_effects_init(&fx);
-        cap_engine_recover_recording(&svc->engine, rec, &fx);
+        struct cap_engine_error ignored;
+        cap_engine_recover_recording(&svc->engine, rec, &fx, &ignored);
         for (size_t t = 0; t < rec->track_count; t++)
             cap_ingest_set_mode(svc->ingest, ((struct edge *)rec->edge)->live, t,
                                 mode_for(rec, &rec->tracks[t]));

@@ -111,11 +111,14 @@ static void copy_id(char *dst, const char *src)
     snprintf(dst, CAP_ID_MAX, "%s", src ? src : "");
 }
 
-/* Ids become folder names: keep them to a safe alphabet. */
+/* Ids become folder names: keep them to a safe alphabet, and short enough that a track id
+ * ({peer_id}-screen-NN) still fits, so two peers never share a track folder. */
+#define ID_LEN_MAX 100
+
 static bool valid_id(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n >= CAP_ID_MAX || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+    if (n == 0 || n > ID_LEN_MAX || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
@@ -626,7 +629,7 @@ int cap_engine_put_room(struct cap_engine *e, const char *room_id, json_t *body,
                         struct cap_effects *fx, struct cap_engine_error *err)
 {
     if (!valid_id(room_id))
-        return fail(err, CAP_API_BAD_REQUEST, "room_id must be 1-127 of A-Z a-z 0-9 - _ . : @");
+        return fail(err, CAP_API_BAD_REQUEST, "room_id must be 1-100 of A-Z a-z 0-9 - _ . : @");
     if (!json_is_object(body))
         return fail(err, CAP_API_BAD_REQUEST, "body must be a JSON object");
     const char *name = NULL, *host = NULL, *type = NULL;
@@ -756,7 +759,7 @@ int cap_engine_peer_join(struct cap_engine *e, const char *room_id, json_t *body
         return fail(err, CAP_API_BAD_REQUEST, "body must be a JSON object");
     const char *peer_id = json_str(body, "peer_id");
     if (!valid_id(peer_id))
-        return fail(err, CAP_API_BAD_REQUEST, "peer_id must be 1-127 of A-Z a-z 0-9 - _ . : @");
+        return fail(err, CAP_API_BAD_REQUEST, "peer_id must be 1-100 of A-Z a-z 0-9 - _ . : @");
     const char *name = NULL;
     bool is_host = false, is_co_host = false, is_panelist = false;
     if (!opt_string(body, "display_name", &name, err) || !opt_bool(body, "is_host", &is_host, err) ||
@@ -808,6 +811,10 @@ int cap_engine_peer_leave(struct cap_engine *e, const char *room_id, const char 
     return 0;
 }
 
+static int start_recording(struct cap_engine *e, const char *room_id, json_t *body, bool automatic,
+                           struct cap_recording **out, struct cap_effects *fx,
+                           struct cap_engine_error *err);
+
 /* ---- producers ---- */
 
 static struct cap_producer *find_producer(struct cap_room *room, const char *producer_id)
@@ -840,9 +847,9 @@ int cap_engine_producer_create(struct cap_engine *e, const char *room_id, json_t
     const char *peer_id = json_str(body, "peer_id");
     const char *kind = json_str(body, "kind");
     if (!valid_id(producer_id))
-        return fail(err, CAP_API_BAD_REQUEST, "producer_id must be 1-127 of A-Z a-z 0-9 - _ . : @");
+        return fail(err, CAP_API_BAD_REQUEST, "producer_id must be 1-100 of A-Z a-z 0-9 - _ . : @");
     if (!valid_id(peer_id))
-        return fail(err, CAP_API_BAD_REQUEST, "peer_id must be 1-127 of A-Z a-z 0-9 - _ . : @");
+        return fail(err, CAP_API_BAD_REQUEST, "peer_id must be 1-100 of A-Z a-z 0-9 - _ . : @");
     if (!kind || (strcmp(kind, "audio") != 0 && strcmp(kind, "video") != 0))
         return fail(err, CAP_API_BAD_REQUEST, "kind must be \"audio\" or \"video\"");
     const char *codec = json_str(body, "codec");
@@ -910,7 +917,7 @@ int cap_engine_producer_create(struct cap_engine *e, const char *room_id, json_t
     if (first_producer && !live && policy_flag(room, "auto_record") && policy_flag(room, "enabled")) {
         json_t *auto_body = json_pack("{s:s}", "requester_id", "auto_record");
         struct cap_recording *rec;
-        cap_engine_start_recording(e, room_id, auto_body, &rec, fx, err);
+        start_recording(e, room_id, auto_body, true, &rec, fx, err);
         json_decref(auto_body);
     } else {
         offer_producer(e, room, p, fx);
@@ -1031,9 +1038,10 @@ int cap_engine_active_speaker(struct cap_engine *e, const char *room_id, json_t 
 
 /* ---- recordings ---- */
 
-int cap_engine_start_recording(struct cap_engine *e, const char *room_id, json_t *body,
-                               struct cap_recording **out, struct cap_effects *fx,
-                               struct cap_engine_error *err)
+/* automatic: the room's own auto_record start (CHECK 3), which CHECK 2 does not apply to. */
+static int start_recording(struct cap_engine *e, const char *room_id, json_t *body, bool automatic,
+                           struct cap_recording **out, struct cap_effects *fx,
+                           struct cap_engine_error *err)
 {
     struct cap_room *room = open_room(e, room_id, err);
     if (!room)
@@ -1056,7 +1064,6 @@ int cap_engine_start_recording(struct cap_engine *e, const char *room_id, json_t
     /* CHECK 1 and CHECK 2 (an auto_record start is the room's own and skips CHECK 2). */
     if (!policy_flag(room, "enabled"))
         return fail(err, CAP_API_DISABLED, NULL);
-    bool automatic = strcmp(requester, "auto_record") == 0 && policy_flag(room, "auto_record");
     if (!automatic && !may_record(room, requester))
         return fail(err, CAP_API_NOT_AUTHORIZED, NULL);
 
@@ -1100,6 +1107,13 @@ int cap_engine_start_recording(struct cap_engine *e, const char *room_id, json_t
                     NULL));
     *out = rec;
     return 0;
+}
+
+int cap_engine_start_recording(struct cap_engine *e, const char *room_id, json_t *body,
+                               struct cap_recording **out, struct cap_effects *fx,
+                               struct cap_engine_error *err)
+{
+    return start_recording(e, room_id, body, false, out, fx, err);
 }
 
 int cap_engine_stop_recording(struct cap_engine *e, struct cap_recording *rec, const char *reason,

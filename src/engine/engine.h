@@ -118,6 +118,7 @@ struct cap_recording {
     json_t *timeline;            /* array of {"t": ms, "type": ..., ...} */
     json_t *policy_snapshot;     /* the room's policy when it started (and after updates) */
     void *edge;                  /* the ingest edge's handle while its ports are open */
+    bool resume_paused;          /* interrupted while paused: recovers as paused */
     int64_t standby_until_ns;    /* interrupted and listening for its RTP until then */
 };
 
@@ -217,18 +218,23 @@ int cap_engine_pause_recording(struct cap_engine *e, struct cap_recording *rec, 
 /* A track accepts packets only when its recording records and nothing paused it. */
 bool cap_rec_track_active(const struct cap_recording *rec, const struct cap_rec_track *t);
 
-/* Restores a recording found active after a crash: marked interrupted, its tracks closed
- * (the ingest edge may reopen it if RTP keeps arriving). */
+/* Restores a recording from its saved state. One that was live when the recorder died is
+ * marked interrupted (its tracks keep their saved state; the ingest edge may continue it
+ * if its RTP keeps arriving); one that was paused recovers as paused. */
 struct cap_recording *cap_engine_adopt_recording(struct cap_engine *e, json_t *state);
-/* Restores a room saved as cap_room_json after a restart. */
+/* A room's state for the catalog (cap_room_json plus exact times), and its restoration
+ * after a restart. */
+json_t *cap_room_state_json(const struct cap_room *room);
 struct cap_room *cap_engine_restore_room(struct cap_engine *e, json_t *state);
 /* The state a recording needs to be adopted after a restart. */
 json_t *cap_recording_state_json(const struct cap_recording *rec);
-/* Marks an adopted recording live again (its RTP came back). */
+/* Marks an interrupted recording live again (its RTP came back): recording, or paused if
+ * it was paused. CAP_API_RECORDING_STATE (-1 with err) if it is not interrupted. */
 int cap_engine_recover_recording(struct cap_engine *e, struct cap_recording *rec,
-                                 struct cap_effects *fx);
+                                 struct cap_effects *fx, struct cap_engine_error *err);
+/* Marks a live recording interrupted; a stopped one stays stopped (-1 with err). */
 int cap_engine_interrupt_recording(struct cap_engine *e, struct cap_recording *rec,
-                                   struct cap_effects *fx);
+                                   struct cap_effects *fx, struct cap_engine_error *err);
 
 /* JSON views for the API and the files. */
 json_t *cap_room_json(const struct cap_room *room);

@@ -186,7 +186,7 @@ json_t *cap_recording_state_json(const struct cap_recording *rec)
         json_object_set_new(last, "bytes", json_integer((json_int_t)t->bytes));
         json_object_set_new(last, "rtcp_packets", json_integer((json_int_t)t->rtcp_packets));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:O, s:I, s:I, s:s, s:i, s:i, s:o, s:O, s:O}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:O, s:I, s:I, s:s, s:i, s:i, s:o, s:O, s:O, s:b}",
                      "recording_id", rec->recording_id, "room_id", rec->room_id, "requester_id",
                      rec->requester_id, "state", cap_recording_state_name(rec->state), "want_audio",
                      rec->want_audio, "want_video", rec->want_video, "want_screenshare",
@@ -194,7 +194,7 @@ json_t *cap_recording_state_json(const struct cap_recording *rec)
                      (json_int_t)rec->started_ns, "stopped_ns", (json_int_t)rec->stopped_ns,
                      "stop_reason", rec->stop_reason, "udp_port", rec->udp_port, "tcp_port",
                      rec->tcp_port, "tracks", tracks, "timeline", rec->timeline, "policy",
-                     rec->policy_snapshot);
+                     rec->policy_snapshot, "resume_paused", rec->resume_paused);
 }
 
 static void set_id(char *dst, json_t *obj, const char *key)
@@ -225,6 +225,9 @@ struct cap_recording *cap_engine_adopt_recording(struct cap_engine *e, json_t *s
     rec->state = !st ? CAP_REC_INTERRUPTED
                  : strcmp(st, "stopped") == 0 ? CAP_REC_STOPPED
                                               : CAP_REC_INTERRUPTED;
+    rec->resume_paused = st && strcmp(st, "paused") == 0;
+    if (st && strcmp(st, "interrupted") == 0)
+        rec->resume_paused = json_is_true(json_object_get(state, "resume_paused"));
     rec->want_audio = json_is_true(json_object_get(state, "want_audio"));
     rec->want_video = json_is_true(json_object_get(state, "want_video"));
     rec->want_screenshare = json_is_true(json_object_get(state, "want_screenshare"));
@@ -318,9 +321,21 @@ static json_t *record_hook(struct cap_engine *e, struct cap_recording *rec, cons
                      rec->recording_id);
 }
 
-int cap_engine_interrupt_recording(struct cap_engine *e, struct cap_recording *rec,
-                                   struct cap_effects *fx)
+static int state_error(struct cap_engine_error *err, const struct cap_recording *rec)
 {
+    err->code = CAP_API_RECORDING_STATE;
+    snprintf(err->message, sizeof(err->message), "recording '%.100s' is %s", rec->recording_id,
+             cap_recording_state_name(rec->state));
+    return -1;
+}
+
+int cap_engine_interrupt_recording(struct cap_engine *e, struct cap_recording *rec,
+                                   struct cap_effects *fx, struct cap_engine_error *err)
+{
+    if (rec->state == CAP_REC_STOPPED)
+        return state_error(err, rec);
+    if (rec->state == CAP_REC_PAUSED)
+        rec->resume_paused = true;
     rec->state = CAP_REC_INTERRUPTED;
     add_event(e, rec, "recording_interrupted");
     effect(fx, CAP_FX_PERSIST, rec, NULL);
@@ -329,15 +344,34 @@ int cap_engine_interrupt_recording(struct cap_engine *e, struct cap_recording *r
 }
 
 int cap_engine_recover_recording(struct cap_engine *e, struct cap_recording *rec,
-                                 struct cap_effects *fx)
+                                 struct cap_effects *fx, struct cap_engine_error *err)
 {
     if (rec->state != CAP_REC_INTERRUPTED)
-        return -1;
-    rec->state = CAP_REC_RECORDING;
+        return state_error(err, rec);
+    rec->state = rec->resume_paused ? CAP_REC_PAUSED : CAP_REC_RECORDING;
+    rec->resume_paused = false;
     add_event(e, rec, "recording_recovered");
     effect(fx, CAP_FX_PERSIST, rec, NULL);
     effect(fx, CAP_FX_EVENT, rec, record_hook(e, rec, "Recovered"));
     return 0;
+}
+
+json_t *cap_room_state_json(const struct cap_room *room)
+{
+    json_t *state = cap_room_json(room);
+    json_object_set_new(state, "created_ns", json_integer((json_int_t)room->created_ns));
+    json_object_set_new(state, "closed_ns", json_integer((json_int_t)room->closed_ns));
+    json_t *peers = json_object_get(state, "peers");
+    for (size_t i = 0; i < room->peer_count && i < json_array_size(peers); i++) {
+        json_t *p = json_array_get(peers, i);
+        json_object_set_new(p, "joined_ns", json_integer((json_int_t)room->peers[i].joined_ns));
+        json_object_set_new(p, "left_ns", json_integer((json_int_t)room->peers[i].left_ns));
+    }
+    json_t *producers = json_object_get(state, "producers");
+    for (size_t i = 0; i < room->producer_count && i < json_array_size(producers); i++)
+        json_object_set_new(json_array_get(producers, i), "created_ns",
+                            json_integer((json_int_t)room->producers[i].created_ns));
+    return state;
 }
 
 struct cap_room *cap_engine_restore_room(struct cap_engine *e, json_t *state)
@@ -356,7 +390,8 @@ struct cap_room *cap_engine_restore_room(struct cap_engine *e, json_t *state)
     json_t *policy = json_object_get(state, "policy");
     room->policy = policy ? json_deep_copy(policy) : cap_policy_normalize(NULL, NULL);
     room->closed = json_is_true(json_object_get(state, "closed"));
-    room->created_ns = e->now_ns();
+    room->created_ns = get_i64(state, "created_ns") ? get_i64(state, "created_ns") : e->now_ns();
+    room->closed_ns = get_i64(state, "closed_ns");
     json_t *peers = json_object_get(state, "peers");
     json_t *producers = json_object_get(state, "producers");
     room->peer_cap = json_array_size(peers) + 1;
@@ -376,6 +411,8 @@ struct cap_room *cap_engine_restore_room(struct cap_engine *e, json_t *state)
         p->is_co_host = json_is_true(json_object_get(v, "is_co_host"));
         p->is_panelist = json_is_true(json_object_get(v, "is_panelist"));
         p->present = json_is_true(json_object_get(v, "present"));
+        p->joined_ns = get_i64(v, "joined_ns");
+        p->left_ns = get_i64(v, "left_ns");
     }
     json_array_foreach(producers, i, v)
     {
@@ -394,6 +431,7 @@ struct cap_room *cap_engine_restore_room(struct cap_engine *e, json_t *state)
         p->is_screenshare = json_is_true(json_object_get(v, "is_screenshare"));
         p->paused = json_is_true(json_object_get(v, "paused"));
         p->closed = json_is_true(json_object_get(v, "closed"));
+        p->created_ns = get_i64(v, "created_ns");
     }
     if (e->room_count == e->room_cap) {
         size_t n = e->room_cap ? e->room_cap * 2 : 8;

@@ -428,6 +428,8 @@ static void read_tcp(struct cap_ingest *ing, struct cap_live *live, struct tcp_c
     }
 }
 
+static void do_sync(struct cap_ingest *ing);
+
 /* ---- sockets ---- */
 
 static int bind_socket(struct cap_ingest *ing, int type, uint16_t port)
@@ -560,6 +562,8 @@ static int close_live(struct cap_ingest *ing, struct cap_live *live, struct cap_
     free(live->values);
     free(live);
     atomic_fetch_sub_explicit(&ing->counters.active_recordings, 1, memory_order_relaxed);
+    /* A stopped recording is on disk when the stop returns. */
+    do_sync(ing);
     return err;
 }
 
@@ -575,6 +579,7 @@ static int open_writer(struct cap_ingest *ing, struct cap_live *live, struct slo
     cfg.max_chunk_bytes = ing->cfg.max_chunk_bytes;
     cfg.max_chunk_ns = ing->cfg.max_chunk_ns;
     cfg.fsync_interval_ns = 0; /* durability comes from the syncer's syncfs */
+    cfg.caller_syncs = true;
     cfg.buffer_bytes = ing->cfg.track_buffer_bytes ? ing->cfg.track_buffer_bytes : DEFAULT_TRACK_BUFFER;
     int err = cap_track_writer_open(&slot->writer, &cfg);
     if (!err)

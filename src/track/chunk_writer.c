@@ -135,7 +135,7 @@ static int open_chunk(struct cap_track_writer *w, int64_t arrival_ns)
     if (!err)
         err = flush_buffer(w);
     /* The folder entry must outlive a crash as much as the records in it. */
-    if (!err)
+    if (!err && !w->cfg.caller_syncs)
         err = cap_fsync_parent(w->path);
     if (err) {
         close(fd);
@@ -157,7 +157,7 @@ static int seal_chunk(struct cap_track_writer *w)
         return 0;
     int err = cap_chunk_indexer_seal(&w->ix, w->offset, &w->buf);
     if (!err)
-        err = sync_now(w, cap_clock_mono_ns());
+        err = w->cfg.caller_syncs ? flush_buffer(w) : sync_now(w, cap_clock_mono_ns());
     struct cap_chunk_summary summary = w->ix.summary;
     summary.sealed = true;
     cap_chunk_indexer_deinit(&w->ix);

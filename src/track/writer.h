@@ -26,6 +26,10 @@ struct cap_track_writer_config {
     int64_t fsync_interval_ns;    /* 0: fsync at close only; > 0: fdatasync at most this long after a write */
     size_t buffer_bytes;          /* write buffer; 0: default */
     uint32_t first_chunk_seq;     /* 0: continue after the highest chunk already in dir */
+    /* The caller makes the filesystem durable itself (the recorder's syncfs every interval):
+     * no fsync when a chunk is created or sealed, which would stall a thread that writes
+     * many tracks. */
+    bool caller_syncs;
     cap_chunk_closed_fn on_chunk_closed;
     void *user;
 };

@@ -123,3 +123,15 @@ def run_sender(cmd, seconds):
         return
     if proc.returncode != 0:
         raise AssertionError(f"sender failed ({proc.returncode}): {' '.join(cmd)}\n{err[-2000:]}")
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test():
+    """A failing test must not leave a capstan serve running behind it."""
+    yield
+    import daemon
+    while daemon.RUNNING:
+        d = daemon.RUNNING.pop()
+        if d.proc and d.proc.poll() is None and not getattr(d, "module_scoped", False):
+            d.proc.kill()
+            d.proc.wait()

@@ -39,6 +39,9 @@ def free_port_range(count=40):
     raise RuntimeError("no free port range")
 
 
+RUNNING = []
+
+
 class Daemon:
     def __init__(self, data_dir, extra=(), ports=None, env=None):
         self.data_dir = str(data_dir)
@@ -66,6 +69,7 @@ class Daemon:
             self.proc.kill()
             raise RuntimeError(f"capstan serve did not start: {line!r}\n{open(self.log_path).read()}")
         self.url = m.group(1)
+        RUNNING.append(self)
         return self
 
     def stop(self):

@@ -14,6 +14,7 @@ from daemon import ADMIN_KEY, Daemon, SFU_KEY, VIEWER_KEY, wait_for
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     d = Daemon(tmp_path_factory.mktemp("bad") / "data").start()
+    d.module_scoped = True
     d.ok("PUT", "/rooms/b", {})
     d.ok("POST", "/rooms/b/producers", {"producer_id": "v", "peer_id": "p", "kind": "video",
                                         "codec": "vp8", "payload_type": 96, "ssrc": 4242})

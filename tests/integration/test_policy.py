@@ -13,6 +13,7 @@ from daemon import Daemon, VIEWER_KEY, wait_for
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     d = Daemon(tmp_path_factory.mktemp("policy") / "data").start()
+    d.module_scoped = True
     yield d
     d.stop()
 

@@ -6,6 +6,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from conftest import Capture, run_capstan, run_sender
 from daemon import Daemon, wait_for
 from rtpcount import count
@@ -31,9 +33,21 @@ def inspect_clean(rec_dir):
     return {t["ssrc"]: t for t in report["tracks"]}
 
 
-def test_kill9_then_restart_continues_and_loses_at_most_one_interval(tmp_path):
+@pytest.fixture
+def daemons():
+    """Every daemon a test starts is stopped afterwards, whatever happened."""
+    started = []
+    yield started
+    for d in started:
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def test_kill9_then_restart_continues_and_loses_at_most_one_interval(tmp_path, daemons):
     data = tmp_path / "data"
     d = Daemon(data, ["--fsync-ms", "1000", "--recover-seconds", "30"]).start()
+    daemons.append(d)
     rec = setup_room(d)
     rid, port = rec["recording_id"], rec["rtp"]["udp_port"]
     cap = Capture(str(tmp_path / "sent.pcap"), f"udp and dst port {port}")
@@ -43,6 +57,7 @@ def test_kill9_then_restart_continues_and_loses_at_most_one_interval(tmp_path):
     killed_at = time.time()
     d.kill9()
     d2 = Daemon(data, ["--fsync-ms", "1000", "--recover-seconds", "30"], ports=d.ports).start()
+    daemons.append(d2)
     back_at = time.time()
     assert d2.ok("GET", f"/recordings/{rid}")["state"] in ("interrupted", "recording")
     # RTP keeps arriving on the same port: the recording continues
@@ -72,15 +87,17 @@ def test_kill9_then_restart_continues_and_loses_at_most_one_interval(tmp_path):
     assert final["packets"] == sum(t["packets"] for t in tracks.values())
 
 
-def test_kill9_without_rtp_after_restart_stays_interrupted(tmp_path):
+def test_kill9_without_rtp_after_restart_stays_interrupted(tmp_path, daemons):
     data = tmp_path / "data"
     d = Daemon(data, ["--fsync-ms", "200", "--recover-seconds", "2"]).start()
+    daemons.append(d)
     rec = setup_room(d)
     rid, port = rec["recording_id"], rec["rtp"]["udp_port"]
     run_sender(gst_peer(port, "vp8", True, VIDEO_SSRC, AUDIO_SSRC, 2), 2)
     time.sleep(0.5)
     d.kill9()
     d2 = Daemon(data, ["--fsync-ms", "200", "--recover-seconds", "2"], ports=d.ports).start()
+    daemons.append(d2)
     assert d2.ok("GET", f"/recordings/{rid}")["state"] == "interrupted"
     # the window passes: its ports close, its chunks are sealed and read clean
     assert wait_for(lambda: d2.metrics()["capstan_active_recordings"] == 0, timeout=10)

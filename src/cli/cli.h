@@ -12,5 +12,6 @@ int cmd_import_pcap(int argc, char **argv);
 int cmd_export_pcap(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

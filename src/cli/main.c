@@ -15,6 +15,7 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the recorder: control API, RTP ingest, spool, webhooks"},
+    {"convert", cmd_convert, "turn a recording into media: one file per track (--transmux)"},
     {"import-pcap", cmd_import_pcap, "import RTP/RTCP from a pcap or pcapng capture into a recording"},
     {"export-pcap", cmd_export_pcap, "write a recording's packets back out as a pcap capture"},
     {"inspect", cmd_inspect, "report a recording's tracks: codecs, packets, times, loss"},

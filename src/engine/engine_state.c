@@ -142,7 +142,7 @@ json_t *cap_recording_metadata(const struct cap_engine *e, const struct cap_reco
     json_t *rp = json_object_get(json_object_get(rec->policy_snapshot, "features"), "recording");
     json_t *roles = json_object_get(rec->policy_snapshot, "roles");
     int64_t end = rec->stopped_ns ? rec->stopped_ns : e->now_ns();
-    return json_pack(
+    json_t *meta = json_pack(
         "{s:s, s:{s:s, s:s, s:s, s:s, s:o, s:o, s:I}, s:{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}, "
         "s:o, s:{s:O}, s:{s:s, s:s, s:s, s:s, s:s}}",
         "$schema", "recording-metadata-v1", "room", "room_id", rec->room_id, "room_name",
@@ -161,6 +161,10 @@ json_t *cap_recording_metadata(const struct cap_engine *e, const struct cap_reco
         "recording_id", rec->recording_id, "started_by", rec->requester_id, "state",
         cap_recording_state_name(rec->state), "stop_reason", rec->stop_reason, "service_version",
         "0.1.0");
+    /* Time zero exactly, for the media pipeline (started_at is rounded to milliseconds). */
+    json_object_set_new(json_object_get(meta, "recording"), "time_zero_ns",
+                        json_integer((json_int_t)rec->started_ns));
+    return meta;
 }
 
 /* ---- state kept in the catalog ---- */

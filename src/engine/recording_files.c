@@ -70,7 +70,7 @@ json_t *cap_metadata_json(const struct cap_file_recording *rec, json_t *policy)
     json_t *timeline = cap_timeline_json(rec);
     json_t *events = json_incref(json_object_get(timeline, "events"));
     json_decref(timeline);
-    return json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:o, s:o, s:I}, s:o, s:o, s:o, s:{s:s, s:s, "
+    json_t *meta = json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:o, s:o, s:I}, s:o, s:o, s:o, s:{s:s, s:s, "
                      "s:s, s:s}}",
                      "$schema", "recording-metadata-v1", "room", "room_id", rec->room_id,
                      "room_name", rec->room_name ? rec->room_name : rec->room_id, "host_id", "",
@@ -82,6 +82,9 @@ json_t *cap_metadata_json(const struct cap_file_recording *rec, json_t *policy)
                      "recording", "recording_id", rec->recording_id, "started_by",
                      rec->started_by ? rec->started_by : "", "service_version",
                      CAPSTAN_VERSION_STRING, "source", rec->source ? rec->source : "");
+    json_object_set_new(json_object_get(meta, "recording"), "time_zero_ns",
+                        json_integer((json_int_t)rec->started_ns));
+    return meta;
 }
 
 json_t *cap_timeline_json(const struct cap_file_recording *rec)

@@ -139,9 +139,17 @@ struct cap_ingest_counters *cap_ingest_counters(struct cap_ingest *ing)
     return &ing->counters;
 }
 
+/* Counters have one writer, the ingest thread: a relaxed load and store is enough (no
+ * locked instruction per packet), and readers on other threads see whole values. */
+static inline void bump(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 static void count_drop(struct cap_ingest *ing, enum cap_ingest_drop reason)
 {
-    atomic_fetch_add_explicit(&ing->counters.drops[reason], 1, memory_order_relaxed);
+    bump(&ing->counters.drops[reason], 1);
 }
 
 /* ---- SSRC table ---- */
@@ -205,15 +213,15 @@ static void write_record(struct cap_ingest *ing, struct slot *slot, enum cap_rec
         return;
     }
     atomic_store_explicit(&slot->counters.last_arrival_ns, arrival, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ing->counters.packets, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ing->counters.bytes, len, memory_order_relaxed);
+    bump(&ing->counters.packets, 1);
+    bump(&ing->counters.bytes, len);
     if (type == CAP_RECORD_RTCP) {
-        atomic_fetch_add_explicit(&slot->counters.rtcp_packets, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ing->counters.rtcp_packets, 1, memory_order_relaxed);
+        bump(&slot->counters.rtcp_packets, 1);
+        bump(&ing->counters.rtcp_packets, 1);
     } else {
         /* A track's bytes are its RTP bytes, as chunk indexes and inspect count them. */
-        atomic_fetch_add_explicit(&slot->counters.packets, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&slot->counters.bytes, len, memory_order_relaxed);
+        bump(&slot->counters.packets, 1);
+        bump(&slot->counters.bytes, len);
     }
 }
 
@@ -322,7 +330,7 @@ static void receive_udp(struct cap_ingest *ing, struct cap_live *live)
         int n = recvmmsg(live->udp_fd, ing->msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             return;
-        atomic_fetch_add_explicit(&ing->counters.batches, 1, memory_order_relaxed);
+        bump(&ing->counters.batches, 1);
         int64_t fallback = 0;
         for (int i = 0; i < n; i++) {
             struct msghdr *h = &ing->msgs[i].msg_hdr;
@@ -336,8 +344,7 @@ static void receive_udp(struct cap_ingest *ing, struct cap_live *live)
                     uint32_t dropped;
                     memcpy(&dropped, CMSG_DATA(c), sizeof(dropped));
                     if (dropped != live->last_overflow) {
-                        atomic_fetch_add_explicit(&ing->counters.kernel_drops,
-                                                  dropped - live->last_overflow, memory_order_relaxed);
+                        bump(&ing->counters.kernel_drops, dropped - live->last_overflow);
                         live->last_overflow = dropped;
                     }
                 }
@@ -517,7 +524,7 @@ static int close_writer(struct cap_ingest *ing, struct slot *slot)
     if (!slot->writer)
         return 0;
     const struct cap_track_writer_stats *st = cap_track_writer_stats(slot->writer);
-    atomic_fetch_add_explicit(&ing->counters.chunk_writes, st->records ? 1 : 0, memory_order_relaxed);
+    bump(&ing->counters.chunk_writes, st->records ? 1 : 0);
     int err = cap_track_writer_close(slot->writer);
     slot->writer = NULL;
     atomic_fetch_sub_explicit(&ing->counters.active_tracks, 1, memory_order_relaxed);
@@ -661,7 +668,7 @@ static void flush_all(struct cap_ingest *ing)
         for (size_t i = 0; i < live->slot_count; i++) {
             struct slot *slot = live->slots[i];
             if (slot && slot->writer && cap_track_writer_flush(slot->writer) == 0)
-                atomic_fetch_add_explicit(&ing->counters.chunk_writes, 1, memory_order_relaxed);
+                bump(&ing->counters.chunk_writes, 1);
         }
     }
 }

@@ -31,7 +31,7 @@ struct cap_frame {
     unsigned packets;
     bool keyframe;                  /* decodable on its own (codec's judgement) */
     bool complete;                  /* every packet from its start to its end arrived */
-    bool after_loss;                /* packets were lost between the previous frame and this one */
+    bool after_loss;                /* packets were lost since the previous frame began */
     uint16_t width, height;         /* coded size when the codec saw it (keyframes), else 0 */
 };
 

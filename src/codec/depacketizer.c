@@ -135,8 +135,9 @@ int cap_depacketizer_push(struct cap_depacketizer *d, const struct cap_rtp_packe
 
 void cap_depacketizer_flush(struct cap_depacketizer *d)
 {
+    /* The stream ended before the frame's end packet: nothing shows it was not lost. */
     if (d->in_frame)
-        finish_frame(d, false, d->loss_pending);
+        finish_frame(d, false, true);
 }
 
 int cap_depacketizer_pop(struct cap_depacketizer *d, struct cap_frame *frame)

@@ -56,7 +56,11 @@ struct cap_depay_ops {
                   struct cap_depay_packet_info *info);
     /* Every packet of the frame is in (or it was cut short: out->complete is false). May
      * rewrite `frame` (prepend parameter sets, keep one spatial layer, ...) and sets
-     * out->keyframe, width and height. CAP_EFORMAT if nothing usable is left. */
+     * out->keyframe, width and height. It may also judge completeness better than the
+     * assembler: clear out->complete (an OBU left open) or set it (an incomplete upper
+     * layer dropped, a whole lower one kept). CAP_EFORMAT if nothing usable is left.
+     * Codecs are not told about loss directly: one that joins fragments across packets
+     * checks that their sequence numbers follow on. deinit also runs after a failed init. */
     int (*finish)(void *priv, struct cap_buf *frame, struct cap_frame *out);
     /* The frame in progress is abandoned (loss); forget per-frame state. */
     void (*reset)(void *priv);

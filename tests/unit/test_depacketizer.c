@@ -38,8 +38,7 @@ static int fake_packet(void *priv, const struct cap_rtp_packet *pkt, struct cap_
     calls.packet++;
     if (pkt->payload_len > 0 && pkt->payload[0] == 'X')
         return CAP_EFORMAT;
-    info->starts_frame =
-        pkt->payload_len > 0 && (pkt->payload[0] == 'S' || pkt->payload[0] == 'K');
+    info->starts_frame = pkt->payload_len > 0 && (pkt->payload[0] == 'S' || pkt->payload[0] == 'K');
     info->ends_frame = pkt->marker;
     return cap_buf_append(frame, pkt->payload, pkt->payload_len);
 }
@@ -119,8 +118,8 @@ static struct cap_frame expect_frame(int line, struct cap_depacketizer *d, struc
     if (cap_depacketizer_pop(d, &f) != 1)
         fail_msg("line %d: no frame ready, expected \"%s\"", line, e.data);
     if (f.len != strlen(e.data) || memcmp(f.data, e.data, f.len) != 0)
-        fail_msg("line %d: frame \"%.*s\", expected \"%s\"", line, (int)f.len,
-                 (const char *)f.data, e.data);
+        fail_msg("line %d: frame \"%.*s\", expected \"%s\"", line, (int)f.len, (const char *)f.data,
+                 e.data);
     if (f.timestamp != e.ts)
         fail_msg("line %d: timestamp %u, expected %u", line, f.timestamp, e.ts);
     if (f.complete != e.complete)
@@ -295,14 +294,8 @@ static void test_flush_finishes_the_frame_in_progress(void **state)
     assert_int_equal(f.len, 3);
     assert_memory_equal(f.data, "Sbc", 3);
     assert_int_equal(f.packets, 2);
-    /* BUG: depacketizer.c cap_depacketizer_flush() passes ended=false and
-     * loss_at_end=loss_pending (false here) to finish_frame(), whose rule
-     * `d->started && !d->damaged && (ended || !loss_at_end)` then calls this frame complete
-     * although the packet that ends it (marker) never arrived: the stream stopped inside the
-     * frame. A timestamp change proves the frame's tail is not missing (sequence numbers are
-     * contiguous up to the next frame); end of stream proves nothing. Expected
-     * complete == false, actual true.
-     * assert_false(f.complete); */
+    /* The stream stopped inside the frame: its end never arrived, so it is not complete. */
+    assert_false(f.complete);
     expect_no_frame(d);
     cap_depacketizer_flush(d); /* nothing in progress: nothing happens */
     expect_no_frame(d);
@@ -328,11 +321,10 @@ static void test_stats_count_packets_frames_incomplete_and_malformed(void **stat
         const char *payload;
         uint64_t lost_before;
     } packets[] = {
-        {1, 1000, true, "Sa", 0},  /* frame 1, complete */
-        {2, 2000, false, "Sb", 0},
-        {3, 2000, true, "Xc", 0},  /* malformed */
-        {4, 3000, true, "Sd", 0},  /* ends frame 2 (incomplete); frame 3 */
-        {6, 4000, true, "e", 1},   /* frame 4: lost its start */
+        {1, 1000, true, "Sa", 0},                            /* frame 1, complete */
+        {2, 2000, false, "Sb", 0}, {3, 2000, true, "Xc", 0}, /* malformed */
+        {4, 3000, true, "Sd", 0}, /* ends frame 2 (incomplete); frame 3 */
+        {6, 4000, true, "e", 1},  /* frame 4: lost its start */
     };
     for (size_t i = 0; i < sizeof(packets) / sizeof(packets[0]); i++) {
         push(d, packets[i].seq, packets[i].ts, packets[i].marker, packets[i].payload,

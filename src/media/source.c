@@ -272,6 +272,10 @@ int cap_track_source_next(struct cap_track_source *s, struct cap_media_frame *ou
                 out->ssrc = cap_load_be32(s->current->data + 8);
             out->pts_ns = cap_track_clock_map(s->clock, out->ssrc, out->frame.timestamp,
                                               out->frame.arrival_ns, &out->new_segment);
+            /* Nothing is before the recording began (a first frame that was slow to arrive
+             * can map a little earlier than the first arrival). */
+            if (out->pts_ns < 0)
+                out->pts_ns = 0;
             if (out->frame.keyframe && s->stats.first_keyframe_pts_ns < 0)
                 s->stats.first_keyframe_pts_ns = out->pts_ns;
             return 1;

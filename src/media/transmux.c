@@ -4,6 +4,7 @@
 #include "media/transmux.h"
 
 #include "track/pcap.h"
+#include "util/buf.h"
 #include "util/bytes.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -342,6 +343,10 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
     int got;
     bool any = false;
     int64_t last_video_pts = -1;
+    struct cap_buf held;
+    cap_buf_init(&held, CAP_FRAME_MAX);
+    bool have_held = false, held_key = false;
+    int64_t held_pts = 0, last_duration = 0;
     while ((got = cap_track_source_next(src, &mf)) == 1) {
         const struct cap_frame *f = &mf.frame;
         if (!cm->audio) {
@@ -361,6 +366,7 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
         }
         if (!o.fmt) {
             if (open_output(&o, cm, opt->matroska, t->path, info, f, t->error, sizeof(t->error)) != 0) {
+                cap_buf_deinit(&held);
                 close_output(&o);
                 remove(t->path);
                 t->path[0] = '\0';
@@ -396,8 +402,22 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
             o.next_audio_ns = pts + duration;
             t->end_ns = o.next_audio_ns;
         } else {
-            if (write_packet(&o, f->data, f->len, mf.pts_ns, 0, f->keyframe) != 0)
+            /* Each video frame waits for the next, so it can be written with its duration
+             * (containers take their length from the last frame's end). */
+            if (have_held) {
+                int64_t held_duration = mf.pts_ns - held_pts;
+                if (held_duration > 0)
+                    last_duration = held_duration;
+                if (write_packet(&o, held.data, held.len, held_pts, held_duration > 0 ? held_duration : 0,
+                                 held_key) != 0)
+                    break;
+            }
+            cap_buf_reset(&held);
+            if (cap_buf_append(&held, f->data, f->len) != 0)
                 break;
+            have_held = true;
+            held_pts = mf.pts_ns;
+            held_key = f->keyframe;
             last_video_pts = mf.pts_ns;
             t->end_ns = mf.pts_ns;
         }
@@ -406,6 +426,12 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
         if (opt->progress && t->frames_written % 1000 == 0)
             opt->progress(opt->user, -1);
     }
+    if (have_held && o.fmt) {
+        /* The last frame lasts as long as the one before it. */
+        write_packet(&o, held.data, held.len, held_pts, last_duration, held_key);
+        t->end_ns = held_pts + last_duration;
+    }
+    cap_buf_deinit(&held);
     (void)last_video_pts;
     (void)track_dir;
     close_output(&o);

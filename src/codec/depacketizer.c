@@ -99,6 +99,14 @@ int cap_depacketizer_push(struct cap_depacketizer *d, const struct cap_rtp_packe
                           uint64_t ext_seq, int64_t arrival_ns, uint64_t lost_before)
 {
     d->stats.packets++;
+    /* A packet of padding only (RFC 3550 allows it; senders probe bandwidth with them)
+     * carries nothing of any frame: codecs never see it. */
+    if (pkt->payload_len == 0) {
+        d->stats.empty_packets++;
+        if (lost_before)
+            d->loss_pending = true;
+        return 0;
+    }
     if (lost_before) {
         d->loss_pending = true;
         if (d->in_frame && pkt->timestamp == d->meta.timestamp)

@@ -93,6 +93,7 @@ struct cap_depacketizer_stats {
     uint64_t frames;
     uint64_t incomplete_frames;
     uint64_t malformed_packets;
+    uint64_t empty_packets;     /* padding only: skipped */
 };
 const struct cap_depacketizer_stats *cap_depacketizer_stats(const struct cap_depacketizer *d);
 

@@ -454,12 +454,25 @@ static void test_registry_finds_only_known_codecs(void **state)
         assert_string_equal(ops->name, "opus");
 }
 
+static void test_padding_only_packet_is_skipped_inside_a_frame(void **state)
+{
+    struct cap_depacketizer *d = *state;
+    push(d, 1, 1000, false, "Sa", 0);
+    assert_int_equal(push(d, 2, 1000, false, "", 0), 0); /* padding only, mid-frame */
+    push(d, 3, 1000, true, "b", 0);
+    EXPECT_FRAME(d, "Sab", 1000, .complete = true);
+    const struct cap_depacketizer_stats *s = cap_depacketizer_stats(d);
+    assert_int_equal(s->empty_packets, 1);
+    assert_int_equal(s->malformed_packets, 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_frame_split_across_three_packets),
+        T(test_padding_only_packet_is_skipped_inside_a_frame),
         T(test_keyframe_is_the_codecs_judgement),
         T(test_timestamp_change_without_marker_ends_a_complete_frame),
         T(test_loss_inside_a_frame_makes_it_incomplete_and_flags_the_next),

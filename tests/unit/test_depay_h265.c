@@ -339,7 +339,6 @@ static void test_h265_malformed_and_unsupported_payloads(void **state)
         uint8_t payload[8];
         size_t len;
     } cases[] = {
-        {"empty payload", {0}, 0},
         {"half a NAL header", {0x26}, 1},
         {"FU without FU header", {0x62, 0x01}, 2},
         {"FU of an aggregation packet", {0x62, 0x01, 0x80 | 48, 0x00}, 4},

@@ -45,7 +45,7 @@ fuzz: build-fuzz
 	@$(PYTHON) scripts/run-fuzz --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS)
 
 bench: build
-	@$(PYTHON) bench/run --build $(BUILD)
+	@$(PYTHON) bench/run --build $(BUILD) && $(PYTHON) bench/ingest --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -145,7 +145,7 @@ static int open_chunk(struct cap_track_writer *w, int64_t arrival_ns)
     }
     w->offset = (uint64_t)lseek(fd, 0, SEEK_CUR);
     cap_chunk_indexer_init(&w->ix);
-    w->chunk_first_arrival = arrival_ns;
+    w->chunk_first_arrival = arrival_ns; /* reset by the first record */
     w->chunk_has_records = false;
     w->stats.chunks++;
     return 0;
@@ -186,6 +186,8 @@ int cap_track_writer_append(struct cap_track_writer *w, enum cap_record_type typ
     }
     if (w->fd < 0 && (err = open_chunk(w, arrival_ns)))
         return err;
+    if (!w->chunk_has_records)
+        w->chunk_first_arrival = arrival_ns;
     if (w->buf.len + total > w->cfg.buffer_bytes && (err = flush_buffer(w)))
         return err;
     if ((err = cap_buf_reserve(&w->buf, total)))
@@ -215,6 +217,11 @@ int cap_track_writer_tick(struct cap_track_writer *w, int64_t now_mono_ns)
     if (w->cfg.fsync_interval_ns <= 0 || now_mono_ns - w->last_sync_mono < w->cfg.fsync_interval_ns)
         return 0;
     return sync_now(w, now_mono_ns);
+}
+
+int cap_track_writer_prepare(struct cap_track_writer *w)
+{
+    return w->fd >= 0 ? 0 : open_chunk(w, 0);
 }
 
 int cap_track_writer_flush(struct cap_track_writer *w)

@@ -48,6 +48,9 @@ int cap_track_writer_open(struct cap_track_writer **out, const struct cap_track_
  * here. CAP_EINVAL for a bad type or size; I/O errors are returned as negative errno. */
 int cap_track_writer_append(struct cap_track_writer *w, enum cap_record_type type, uint8_t flags,
                             int64_t arrival_ns, const void *data, size_t len);
+/* Creates the next chunk file now rather than at the first record, so a thread that must
+ * not stall (ingest) pays for the file creation before packets flow. */
+int cap_track_writer_prepare(struct cap_track_writer *w);
 /* Hands what is buffered to the kernel (one write), without fsync: after this a crash of
  * the process loses nothing; only the machine going down can. */
 int cap_track_writer_flush(struct cap_track_writer *w);

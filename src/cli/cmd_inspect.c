@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 
 #include "engine/recording_files.h"
+#include "media/source.h"
 #include "track/inspect.h"
 #include "track/pcap.h"
 #include "util/clock.h"
@@ -41,6 +42,47 @@ static json_t *report_json(const char *dir, const struct cap_track_report *r)
                      "reordered", (json_int_t)r->reordered, "late", (json_int_t)r->late,
                      "seq_restarts", (json_int_t)r->seq_restarts, "damaged_records",
                      (json_int_t)r->damaged_records, "torn_tail", r->torn_tail);
+}
+
+/* Quality and sync: the media pipeline's view of a track (frames, keyframes, freezes, the
+ * clock it was mapped with). NULL when the codec has no depacketizer. */
+static json_t *quality_json(const char *dir, int64_t time_zero_ns)
+{
+    struct cap_source_options opt = {.time_zero_ns = time_zero_ns};
+    struct cap_track_source *src;
+    if (cap_track_source_open(&src, dir, &opt) != 0)
+        return NULL;
+    bool video = strcmp(cap_track_source_info(src)->kind, "audio") != 0;
+    struct cap_media_frame mf;
+    int64_t last = -1, longest_gap = 0;
+    uint64_t freezes = 0;
+    /* A video freeze: no frame for longer than 500 ms (not counting the first frame). */
+    while (cap_track_source_next(src, &mf) == 1) {
+        if (last >= 0) {
+            int64_t gap = mf.pts_ns - last;
+            if (gap > longest_gap)
+                longest_gap = gap;
+            if (video && gap > 500 * CAP_NS_PER_MS)
+                freezes++;
+        }
+        last = mf.pts_ns;
+    }
+    const struct cap_source_stats *st = cap_track_source_stats(src);
+    struct cap_track_clock_report clock;
+    cap_track_clock_report(cap_track_source_clock(src), &clock);
+    json_t *q = json_pack("{s:I, s:I, s:I, s:I, s:f, s:I, s:b, s:I, s:I, s:f, s:f}", "frames",
+                          (json_int_t)st->frames, "incomplete_frames", (json_int_t)st->incomplete_frames,
+                          "keyframes", (json_int_t)st->keyframes, "freezes", (json_int_t)freezes,
+                          "longest_gap_seconds", (double)longest_gap / 1e9, "malformed_packets",
+                          (json_int_t)st->malformed, "rtcp_sync", clock.used_sr, "sender_reports",
+                          (json_int_t)clock.sender_reports, "segments", (json_int_t)clock.segments,
+                          "drift_ppm", clock.drift_ppm, "start_offset_seconds",
+                          (double)clock.offset_ns / 1e9);
+    json_object_set_new(q, "first_keyframe_seconds",
+                        st->first_keyframe_pts_ns >= 0 ? json_real((double)st->first_keyframe_pts_ns / 1e9)
+                                                       : json_null());
+    cap_track_source_close(src);
+    return q;
 }
 
 static void print_row(const struct cap_track_report *r)
@@ -100,6 +142,8 @@ int cmd_inspect(int argc, char **argv)
 
     json_t *tracks = json_array();
     int code = 0;
+    bool quality = true;
+    int64_t time_zero = cap_recording_time_zero(dir);
     if (!as_json)
         printf("%-28s %-8s %-7s %8s %5s %11s %-24s %-24s %8s %6s %5s %5s\n", "track", "ssrc",
                "codec", "packets", "rtcp", "bytes", "first arrival", "last arrival", "seconds",
@@ -113,10 +157,31 @@ int cmd_inspect(int argc, char **argv)
                                               : cap_strerror(err));
             break;
         }
-        if (as_json)
-            json_array_append_new(tracks, report_json(dirs[i], &r));
-        else
+        if (as_json) {
+            json_t *row = report_json(dirs[i], &r);
+            json_t *q = quality ? quality_json(dirs[i], time_zero) : NULL;
+            if (q)
+                json_object_set_new(row, "quality", q);
+            json_array_append_new(tracks, row);
+        } else {
             print_row(&r);
+            json_t *q = quality ? quality_json(dirs[i], time_zero) : NULL;
+            if (q) {
+                char first[32] = "-";
+                if (json_is_real(json_object_get(q, "first_keyframe_seconds")))
+                    snprintf(first, sizeof(first), "%.3f",
+                             json_real_value(json_object_get(q, "first_keyframe_seconds")));
+                printf("    frames %lld (incomplete %lld, keyframes %lld), freezes %lld, first keyframe at %s s, "
+                       "%s, drift %.1f ppm\n",
+                       (long long)json_integer_value(json_object_get(q, "frames")),
+                       (long long)json_integer_value(json_object_get(q, "incomplete_frames")),
+                       (long long)json_integer_value(json_object_get(q, "keyframes")),
+                       (long long)json_integer_value(json_object_get(q, "freezes")), first,
+                       json_is_true(json_object_get(q, "rtcp_sync")) ? "synced by RTCP SR" : "synced by arrival",
+                       json_real_value(json_object_get(q, "drift_ppm")));
+                json_decref(q);
+            }
+        }
     }
     if (code == 0 && as_json) {
         json_t *out = json_pack("{s:s, s:o}", "recording", dir, "tracks", tracks);

@@ -6,8 +6,10 @@
 #include "rtp/reorder.h"
 #include "rtp/rtcp.h"
 #include "rtp/seq.h"
+#include "track/pcap.h"
 #include "util/bytes.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,4 +304,36 @@ void cap_sources_share_sender_offsets(struct cap_track_source **sources, size_t 
         }
         cap_track_clock_set_sender_offset(c, best);
     }
+}
+
+int64_t cap_recording_time_zero(const char *rec_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/metadata.json", rec_dir);
+    json_t *meta = json_load_file(path, 0, NULL);
+    json_t *tz = json_object_get(json_object_get(meta, "recording"), "time_zero_ns");
+    int64_t zero = json_is_integer(tz) ? (int64_t)json_integer_value(tz) : 0;
+    json_decref(meta);
+    if (zero)
+        return zero;
+    /* Else the earliest arrival of any track. */
+    char **dirs = NULL;
+    size_t count = 0;
+    char *single[1] = {(char *)rec_dir};
+    bool listed = cap_track_dirs_list(rec_dir, &dirs, &count) == 0;
+    char **list = listed ? dirs : single;
+    size_t n = listed ? count : 1;
+    zero = INT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        struct cap_track_reader *r;
+        if (cap_track_open(&r, list[i]) != 0)
+            continue;
+        struct cap_record rec;
+        if (cap_track_next(r, &rec) == 1 && rec.arrival_ns < zero)
+            zero = rec.arrival_ns;
+        cap_track_close(r);
+    }
+    if (listed)
+        cap_track_dirs_free(dirs, count);
+    return zero == INT64_MAX ? 0 : zero;
 }

@@ -55,6 +55,10 @@ const struct cap_source_stats *cap_track_source_stats(struct cap_track_source *s
 /* 1 with the next frame, 0 at the end, negative on an I/O error. */
 int cap_track_source_next(struct cap_track_source *s, struct cap_media_frame *out);
 
+/* A recording's time zero: metadata.json's recording.time_zero_ns, else the earliest
+ * arrival of any of its tracks (rec_dir may also be a single track folder). */
+int64_t cap_recording_time_zero(const char *rec_dir);
+
 /* Recording-level sync: tracks whose Sender Reports carry the same CNAME share the
  * smallest sender offset any of them saw (call after opening every source, before next). */
 void cap_sources_share_sender_offsets(struct cap_track_source **sources, size_t count);

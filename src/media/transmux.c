@@ -443,30 +443,6 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
     }
 }
 
-static int64_t recording_time_zero(const char *rec_dir, char **dirs, size_t count)
-{
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/metadata.json", rec_dir);
-    json_t *meta = json_load_file(path, 0, NULL);
-    json_t *tz = json_object_get(json_object_get(meta, "recording"), "time_zero_ns");
-    int64_t zero = json_is_integer(tz) ? (int64_t)json_integer_value(tz) : 0;
-    json_decref(meta);
-    if (zero)
-        return zero;
-    /* Else the earliest arrival of any track. */
-    zero = INT64_MAX;
-    for (size_t i = 0; i < count; i++) {
-        struct cap_track_reader *r;
-        if (cap_track_open(&r, dirs[i]) != 0)
-            continue;
-        struct cap_record rec;
-        if (cap_track_next(r, &rec) == 1 && rec.arrival_ns < zero)
-            zero = rec.arrival_ns;
-        cap_track_close(r);
-    }
-    return zero == INT64_MAX ? 0 : zero;
-}
-
 int cap_transmux_recording(const char *rec_dir, const struct cap_transmux_options *opt,
                            struct cap_transmux_result *out, char *why, size_t why_size)
 {
@@ -484,7 +460,7 @@ int cap_transmux_recording(const char *rec_dir, const struct cap_transmux_option
         return err;
     }
     av_log_set_level(AV_LOG_ERROR);
-    struct cap_source_options sopt = {.time_zero_ns = recording_time_zero(rec_dir, dirs, count)};
+    struct cap_source_options sopt = {.time_zero_ns = cap_recording_time_zero(rec_dir)};
     out->tracks = calloc(count ? count : 1, sizeof(*out->tracks));
     struct cap_track_source **sources = calloc(count ? count : 1, sizeof(*sources));
     if (!out->tracks || !sources) {

@@ -95,6 +95,13 @@ def test_import_counts_equal_tsharks_per_ssrc(real_capture):
         assert t["rtcp_packets"] == rtcp[ssrc]
         assert t["lost"] == 0 and t["duplicated"] == 0 and t["damaged_records"] == 0
         assert 9.0 < t["duration_seconds"] < 11.5
+        q = t["quality"]   # the media pipeline's view: frames, sync
+        assert q["incomplete_frames"] == 0 and q["freezes"] == 0 and q["rtcp_sync"] is True
+        assert q["sender_reports"] == rtcp[ssrc] and abs(q["drift_ppm"]) < 1000
+    assert by_ssrc[VIDEO_SSRC]["quality"]["frames"] == 300          # 10 s at 30 fps
+    assert by_ssrc[VIDEO_SSRC]["quality"]["keyframes"] >= 5         # keyframe-max-dist=60
+    assert by_ssrc[VIDEO_SSRC]["quality"]["first_keyframe_seconds"] < 0.5
+    assert by_ssrc[AUDIO_SSRC]["quality"]["frames"] == rtp[AUDIO_SSRC]
     # the recording's files are there and say what was imported
     meta = json.loads((out / "metadata.json").read_text())
     tracks = [tr for p in meta["participants"] for tr in p["tracks"]]

@@ -1,6 +1,7 @@
 """Shared fixtures for capstan's integration tests: the built binary, free loopback ports,
 and real peers (tcpdump captures, GStreamer and ffmpeg senders, tshark as judge)."""
 import os
+import re
 import socket
 import subprocess
 import time
@@ -53,12 +54,18 @@ def free_udp_ports(count, family=socket.AF_INET):
 
 
 class Capture:
-    """tcpdump on loopback, started and confirmed listening before a sender begins."""
+    """tcpdump on loopback, proven to be capturing before a sender begins: a probe datagram
+    to a port of its own must show up in the file first. stop() reports
+    what the kernel dropped, so a test never blames capstan for packets tcpdump missed."""
 
     def __init__(self, path, bpf):
         self.path = path
+        self.dropped = 0
+        # The probe goes to a port of its own, so it never mixes with what is judged.
+        self.probe_port = free_udp_ports(1)[0]
+        bpf = f"({bpf}) or (udp and dst port {self.probe_port})"
         self.proc = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "-U", "-B", "65536", "-s", "0", "-w", path, bpf],
+            ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-B", "65536", "-s", "0", "-w", path, bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 15
         line = ""
@@ -69,13 +76,27 @@ class Capture:
         if "listening on" not in line:
             self.proc.kill()
             raise RuntimeError(f"tcpdump did not start: {line}")
-        # "listening on" comes a moment before packets are really captured.
-        time.sleep(0.5)
+        port = self.probe_port
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        deadline = time.time() + 15
+        try:
+            while time.time() < deadline:
+                probe.sendto(b"capture probe", ("127.0.0.1", port))
+                time.sleep(0.1)
+                if os.path.exists(path) and os.path.getsize(path) > 24:
+                    break
+            else:
+                raise RuntimeError("tcpdump never captured its probe")
+        finally:
+            probe.close()
 
     def stop(self):
         time.sleep(0.5)
         self.proc.terminate()
-        self.proc.wait(timeout=10)
+        _, err = self.proc.communicate(timeout=10)
+        m = re.search(r"(\d+) packets? dropped by kernel", err or "")
+        self.dropped = int(m.group(1)) if m else 0
+        assert self.dropped == 0, f"tcpdump dropped {self.dropped} packets: the capture cannot judge"
 
 
 @pytest.fixture

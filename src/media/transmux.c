@@ -350,6 +350,10 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
     while ((got = cap_track_source_next(src, &mf)) == 1) {
         const struct cap_frame *f = &mf.frame;
         if (!cm->audio) {
+            /* After loss a frame may be whole yet refer to one that never arrived: only a
+             * keyframe makes the picture right again. */
+            if (f->after_loss && !opt->keep_damaged)
+                o.waiting_keyframe = true;
             if (!f->complete && !opt->keep_damaged) {
                 o.waiting_keyframe = true;
                 t->frames_dropped++;

@@ -9,6 +9,7 @@
 #include "util/clock.h"
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/json.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -96,21 +97,6 @@ static void sync_counts(struct cap_recording *rec)
     }
 }
 
-static int write_json(const char *dir, const char *name, json_t *value)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(value);
-    if (!text)
-        return CAP_ENOMEM;
-    size_t len = strlen(text);
-    text[len] = '\n';
-    int err = cap_write_file_atomic(path, text, len + 1);
-    free(text);
-    return err;
-}
-
 static void persist(struct cap_service *svc, struct cap_recording *rec)
 {
     sync_counts(rec);
@@ -119,11 +105,11 @@ static void persist(struct cap_service *svc, struct cap_recording *rec)
     struct cap_log_ctx ctx = {.recording = rec->recording_id};
     int err = cap_mkdir_p(dir);
     if (!err)
-        err = write_json(dir, "metadata.json", cap_recording_metadata(&svc->engine, rec));
+        err = cap_json_write_file(dir, "metadata.json", cap_recording_metadata(&svc->engine, rec));
     if (!err)
-        err = write_json(dir, "timeline.json", cap_recording_timeline(rec));
+        err = cap_json_write_file(dir, "timeline.json", cap_recording_timeline(rec));
     if (!err)
-        err = write_json(dir, "policy.json", json_deep_copy(rec->policy_snapshot));
+        err = cap_json_write_file(dir, "policy.json", json_deep_copy(rec->policy_snapshot));
     if (err)
         CAP_ERROR(&ctx, "cannot write recording files in %s: %s", dir, cap_strerror(err));
     json_t *state = cap_recording_state_json(rec);

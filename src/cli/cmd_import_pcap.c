@@ -6,6 +6,7 @@
 #include "engine/recording_files.h"
 #include "track/pcap.h"
 #include "util/fs.h"
+#include "util/json.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -34,21 +35,6 @@ static const char *const help =
     "\n"
     "Without --sdp or --map, static payload types (0 PCMU, 8 PCMA, 9 G722, ...) are named and\n"
     "other streams are imported with codec \"unknown\".\n";
-
-static int write_json_file(const char *dir, const char *name, json_t *value)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(value);
-    if (!text)
-        return CAP_ENOMEM;
-    size_t len = strlen(text);
-    text[len] = '\n';
-    int err = cap_write_file_atomic(path, text, len + 1);
-    free(text);
-    return err;
-}
 
 static void default_recording_id(const char *pcap_path, char *out, size_t size)
 {
@@ -81,11 +67,11 @@ static int write_recording_files(const struct cap_import_options *opt,
         .tracks = tracks, .track_count = rep->track_count,
     };
     json_t *policy = cap_policy_default();
-    int err = write_json_file(opt->out_dir, "metadata.json", cap_metadata_json(&rec, policy));
+    int err = cap_json_write_file(opt->out_dir, "metadata.json", cap_metadata_json(&rec, policy));
     if (!err)
-        err = write_json_file(opt->out_dir, "timeline.json", cap_timeline_json(&rec));
+        err = cap_json_write_file(opt->out_dir, "timeline.json", cap_timeline_json(&rec));
     if (!err)
-        err = write_json_file(opt->out_dir, "policy.json", policy);
+        err = cap_json_write_file(opt->out_dir, "policy.json", policy);
     else
         json_decref(policy);
     free(tracks);

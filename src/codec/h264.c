@@ -153,17 +153,7 @@ static int stap_a(struct h264 *h, const uint8_t *payload, size_t len, struct cap
                   struct cap_depay_packet_info *info)
 {
     /* Every size is checked before anything is appended: a STAP-A that lies adds nothing. */
-    size_t count = 0;
-    for (size_t pos = 1; pos < len; count++) {
-        if (len - pos < 2)
-            return CAP_EFORMAT;
-        size_t size = (size_t)payload[pos] << 8 | payload[pos + 1];
-        pos += 2;
-        if (size == 0 || size > len - pos)
-            return CAP_EFORMAT;
-        pos += size;
-    }
-    if (count == 0)
+    if (cap_h26x_check_aggregate(payload, len, 1, 1) < 0)
         return CAP_EFORMAT;
     for (size_t pos = 1; pos < len;) {
         size_t size = (size_t)payload[pos] << 8 | payload[pos + 1];

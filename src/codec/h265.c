@@ -216,17 +216,7 @@ static int aggregation(struct h265 *h, const uint8_t *payload, size_t len, struc
 {
     /* Every size is checked before anything is appended: an AP that lies adds nothing.
      * (No DONL fields: sprop-max-don-diff > 0 is refused in h265_init.) */
-    size_t count = 0;
-    for (size_t pos = HEADER_LEN; pos < len; count++) {
-        if (len - pos < 2)
-            return CAP_EFORMAT;
-        size_t size = (size_t)payload[pos] << 8 | payload[pos + 1];
-        pos += 2;
-        if (size < HEADER_LEN || size > len - pos)
-            return CAP_EFORMAT;
-        pos += size;
-    }
-    if (count == 0)
+    if (cap_h26x_check_aggregate(payload, len, HEADER_LEN, HEADER_LEN) < 0)
         return CAP_EFORMAT;
     for (size_t pos = HEADER_LEN; pos < len;) {
         size_t size = (size_t)payload[pos] << 8 | payload[pos + 1];

@@ -457,3 +457,18 @@ void cap_h26x_params_free(struct cap_h26x_param_sets *params)
         params->count[source] = 0;
     }
 }
+
+int cap_h26x_check_aggregate(const uint8_t *payload, size_t len, size_t start, size_t min_size)
+{
+    int count = 0;
+    for (size_t pos = start; pos < len; count++) {
+        if (len - pos < 2)
+            return CAP_EFORMAT;
+        size_t size = (size_t)payload[pos] << 8 | payload[pos + 1];
+        pos += 2;
+        if (size < min_size || size > len - pos)
+            return CAP_EFORMAT;
+        pos += size;
+    }
+    return count ? count : CAP_EFORMAT;
+}

@@ -49,6 +49,10 @@ size_t cap_h26x_unescape(uint8_t *dst, size_t cap, const uint8_t *src, size_t le
 /* ---- Annex B ---- */
 
 /* Appends a start code, then header and body (either may be empty). */
+/* Checks the units of an aggregation packet (STAP-A, AP) from `start`: 16-bit sizes, each
+ * at least min_size and inside the payload. Returns their count, or CAP_EFORMAT (none, or
+ * a size that lies), before anything is taken from the packet. */
+int cap_h26x_check_aggregate(const uint8_t *payload, size_t len, size_t start, size_t min_size);
 int cap_h26x_append_nal(struct cap_buf *frame, const uint8_t *header, size_t header_len,
                         const uint8_t *body, size_t body_len);
 /* Walks the NAL units of an Annex B buffer. Start with *pos = 0; true with the next unit. */

@@ -1165,3 +1165,37 @@ int cap_engine_pause_recording(struct cap_engine *e, struct cap_recording *rec, 
                     json_pack("{s:s}", "recording_id", rec->recording_id), NULL));
     return 0;
 }
+
+/* ---- after a crash ---- */
+
+int cap_engine_interrupt_recording(struct cap_engine *e, struct cap_recording *rec,
+                                   struct cap_effects *fx, struct cap_engine_error *err)
+{
+    if (rec->state == CAP_REC_STOPPED)
+        return fail(err, CAP_API_RECORDING_STATE, "recording '%.100s' is stopped", rec->recording_id);
+    if (rec->state == CAP_REC_PAUSED)
+        rec->resume_paused = true;
+    rec->state = CAP_REC_INTERRUPTED;
+    timeline_add(e, rec, "recording_interrupted", NULL);
+    emit(fx, CAP_FX_PERSIST, rec, 0, NULL);
+    emit(fx, CAP_FX_EVENT, rec, 0,
+         hook_event(e, "Record", rec->room_id, "Interrupted",
+                    json_pack("{s:s}", "recording_id", rec->recording_id), NULL));
+    return 0;
+}
+
+int cap_engine_recover_recording(struct cap_engine *e, struct cap_recording *rec,
+                                 struct cap_effects *fx, struct cap_engine_error *err)
+{
+    if (rec->state != CAP_REC_INTERRUPTED)
+        return fail(err, CAP_API_RECORDING_STATE, "recording '%.100s' is %s", rec->recording_id,
+                    cap_recording_state_name(rec->state));
+    rec->state = rec->resume_paused ? CAP_REC_PAUSED : CAP_REC_RECORDING;
+    rec->resume_paused = false;
+    timeline_add(e, rec, "recording_recovered", NULL);
+    emit(fx, CAP_FX_PERSIST, rec, 0, NULL);
+    emit(fx, CAP_FX_EVENT, rec, 0,
+         hook_event(e, "Record", rec->room_id, "Recovered",
+                    json_pack("{s:s}", "recording_id", rec->recording_id), NULL));
+    return 0;
+}

@@ -67,7 +67,6 @@ struct slot {
     struct cap_track_info info;
     struct cap_track_writer *writer;
     struct cap_track_counters counters;
-    bool used;
 };
 
 struct cap_live {
@@ -86,7 +85,7 @@ struct cap_live {
     struct cap_live *next;
 };
 
-enum cmd_type { CMD_OPEN, CMD_CLOSE, CMD_ADD, CMD_MODE, CMD_SSRC, CMD_SYNC };
+enum cmd_type { CMD_OPEN, CMD_CLOSE, CMD_ADD, CMD_MODE, CMD_SSRC };
 
 struct command {
     enum cmd_type type;
@@ -194,7 +193,7 @@ static int rebuild_table(struct cap_live *live)
     live->table_size = size;
     for (size_t s = 0; s < live->slot_count; s++) {
         struct slot *slot = live->slots[s];
-        if (!slot || !slot->used || slot->mode == CAP_TRACK_CLOSED)
+        if (!slot || slot->mode == CAP_TRACK_CLOSED)
             continue;
         size_t i = table_slot(live, slot->info.ssrc);
         keys[i] = slot->info.ssrc;
@@ -621,7 +620,6 @@ static int add_track(struct cap_ingest *ing, struct command *cmd)
     struct slot *slot = calloc(1, sizeof(*slot));
     if (!slot)
         return CAP_ENOMEM;
-    slot->used = true;
     slot->info = *cmd->info;
     slot->mode = cmd->mode;
     int err = open_writer(ing, live, slot);
@@ -771,11 +769,6 @@ static void run_commands(struct cap_ingest *ing)
             break;
         case CMD_SSRC:
             cmd->result = set_ssrc(ing, cmd);
-            break;
-        case CMD_SYNC:
-            flush_all(ing);
-            do_sync(ing);
-            cmd->result = 0;
             break;
         }
         pthread_mutex_lock(&ing->lock);
@@ -981,10 +974,4 @@ const struct cap_track_counters *cap_ingest_track_counters(struct cap_live *live
      * and the control plane is the only caller: no race with the array itself. */
     struct slot *slot = index < live->slot_count ? live->slots[index] : NULL;
     return slot ? &slot->counters : NULL;
-}
-
-int cap_ingest_sync(struct cap_ingest *ing)
-{
-    struct command cmd = {.type = CMD_SYNC};
-    return post(ing, &cmd);
 }

@@ -109,7 +109,5 @@ int cap_ingest_set_ssrc(struct cap_ingest *ing, struct cap_live *live, size_t in
                         const struct cap_track_info *info);
 /* Reads a track's counters (NULL if no such index). */
 const struct cap_track_counters *cap_ingest_track_counters(struct cap_live *live, size_t index);
-/* Flushes every writer and waits for a sync: what was received is now on disk. */
-int cap_ingest_sync(struct cap_ingest *ing);
 
 #endif

@@ -29,6 +29,7 @@ struct output {
     bool header_written;
     bool waiting_keyframe;
     int64_t last_pts;          /* in stream time base */
+    AVPacket *pkt;             /* reused for every frame */
     int64_t next_audio_ns;     /* where the next audio frame should start */
     int64_t audio_frame_ns;    /* duration of the last audio frame */
     uint8_t silence[320];
@@ -242,15 +243,14 @@ static int open_output(struct output *o, const struct codec_map *cm, bool matros
 static int write_packet(struct output *o, const uint8_t *data, size_t len, int64_t pts_ns,
                         int64_t duration_ns, bool keyframe)
 {
-    AVPacket *pkt = av_packet_alloc();
-    if (!pkt)
+    if (!o->pkt && !(o->pkt = av_packet_alloc()))
         return CAP_ENOMEM;
-    int rc = av_new_packet(pkt, (int)len);
-    if (rc < 0) {
-        av_packet_free(&pkt);
-        return CAP_ENOMEM;
-    }
-    memcpy(pkt->data, data, len);
+    /* The frame's own bytes, not a copy: av_write_frame takes packets that are not
+     * reference-counted and is done with them when it returns. */
+    AVPacket *pkt = o->pkt;
+    av_packet_unref(pkt);
+    pkt->data = (uint8_t *)data;
+    pkt->size = (int)len;
     AVRational ns = {1, (int)CAP_NS_PER_SEC};
     int64_t pts = av_rescale_q(pts_ns, ns, o->stream->time_base);
     if (o->last_pts != INT64_MIN && pts <= o->last_pts)
@@ -261,13 +261,15 @@ static int write_packet(struct output *o, const uint8_t *data, size_t len, int64
     pkt->stream_index = o->stream->index;
     if (keyframe)
         pkt->flags |= AV_PKT_FLAG_KEY;
-    rc = av_write_frame(o->fmt, pkt);
-    av_packet_free(&pkt);
+    int rc = av_write_frame(o->fmt, pkt);
+    pkt->data = NULL;
+    pkt->size = 0;
     return rc < 0 ? CAP_EIO : 0;
 }
 
 static void close_output(struct output *o)
 {
+    av_packet_free(&o->pkt);
     if (!o->fmt)
         return;
     if (o->header_written)
@@ -323,7 +325,7 @@ static int64_t audio_duration_ns(const struct output *o, const struct cap_frame 
 
 /* ---- one track ---- */
 
-static void transmux_track(const char *track_dir, const struct cap_transmux_options *opt,
+static void transmux_track(const struct cap_transmux_options *opt,
                            struct cap_track_source *src, struct cap_transmux_track *t)
 {
     const struct cap_track_info *info = cap_track_source_info(src);
@@ -342,7 +344,6 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
     struct cap_media_frame mf;
     int got;
     bool any = false;
-    int64_t last_video_pts = -1;
     struct cap_buf held;
     cap_buf_init(&held, CAP_FRAME_MAX);
     bool have_held = false, held_key = false;
@@ -422,7 +423,6 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
             have_held = true;
             held_pts = mf.pts_ns;
             held_key = f->keyframe;
-            last_video_pts = mf.pts_ns;
             t->end_ns = mf.pts_ns;
         }
         any = true;
@@ -436,8 +436,6 @@ static void transmux_track(const char *track_dir, const struct cap_transmux_opti
         t->end_ns = held_pts + last_duration;
     }
     cap_buf_deinit(&held);
-    (void)last_video_pts;
-    (void)track_dir;
     close_output(&o);
     if (!any) {
         if (!t->error[0])
@@ -501,7 +499,7 @@ int cap_transmux_recording(const char *rec_dir, const struct cap_transmux_option
     for (size_t i = 0; i < count; i++) {
         if (!sources[i])
             continue;
-        transmux_track(dirs[i], opt, sources[i], &out->tracks[i]);
+        transmux_track(opt, sources[i], &out->tracks[i]);
         out->tracks[i].source = *cap_track_source_stats(sources[i]);
         cap_track_clock_report(cap_track_source_clock(sources[i]), &out->tracks[i].clock);
         cap_track_source_close(sources[i]);

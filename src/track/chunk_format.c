@@ -205,23 +205,6 @@ static void encode_index_fixed(uint8_t *fixed, const struct cap_chunk_summary *s
     cap_store_le64(fixed + 56, s->rtp_bytes);
 }
 
-int cap_chunk_encode_index(struct cap_buf *out, const struct cap_chunk_summary *s,
-                           const struct cap_chunk_index_entry *entries, uint32_t count)
-{
-    uint8_t fixed[CAP_CHUNK_INDEX_FIXED_LEN];
-    encode_index_fixed(fixed, s, count);
-    int err = cap_buf_append(out, fixed, sizeof(fixed));
-    for (uint32_t i = 0; !err && i < count; i++) {
-        uint8_t e[CAP_CHUNK_INDEX_ENTRY_LEN];
-        cap_store_le64(e + 0, (uint64_t)entries[i].arrival_ns);
-        cap_store_le64(e + 8, entries[i].offset);
-        cap_store_le32(e + 16, entries[i].rtp_ts);
-        cap_store_le32(e + 20, entries[i].flags);
-        err = cap_buf_append(out, e, sizeof(e));
-    }
-    return err;
-}
-
 int cap_chunk_decode_index(const uint8_t *body, size_t len, struct cap_chunk_summary *s)
 {
     if (len < CAP_CHUNK_INDEX_FIXED_LEN)
@@ -251,6 +234,15 @@ void cap_chunk_index_entry_at(const uint8_t *body, uint32_t i, struct cap_chunk_
     out->offset = cap_load_le64(e + 8);
     out->rtp_ts = cap_load_le32(e + 16);
     out->flags = cap_load_le32(e + 20);
+}
+
+uint32_t cap_chunk_seq_of_name(const char *name)
+{
+    char *end;
+    unsigned long seq = strtoul(name, &end, 10);
+    if (end == name || strcmp(end, ".ctrk") != 0 || seq > UINT32_MAX)
+        return 0;
+    return (uint32_t)seq;
 }
 
 void cap_chunk_encode_footer(uint8_t *out, uint64_t index_offset)

@@ -60,12 +60,13 @@ long cap_chunk_decode_header(const uint8_t *in, size_t avail, struct cap_track_i
 int cap_track_info_to_json(const struct cap_track_info *info, struct cap_buf *out);
 int cap_track_info_from_json(const char *text, size_t len, struct cap_track_info *info);
 
-/* Index body: summary + entries. */
-int cap_chunk_encode_index(struct cap_buf *out, const struct cap_chunk_summary *summary,
-                           const struct cap_chunk_index_entry *entries, uint32_t count);
-/* Decodes the fixed part; entries are read with cap_chunk_index_entry_at. */
+/* Index body (summary + entries; the indexer below writes it): decodes the fixed part;
+ * entries are read with cap_chunk_index_entry_at. */
 int cap_chunk_decode_index(const uint8_t *body, size_t len, struct cap_chunk_summary *summary);
 void cap_chunk_index_entry_at(const uint8_t *body, uint32_t i, struct cap_chunk_index_entry *out);
+
+/* The chunk number of a file name "00000012.ctrk", 0 if it is not a chunk's name. */
+uint32_t cap_chunk_seq_of_name(const char *name);
 
 void cap_chunk_encode_footer(uint8_t *out, uint64_t index_offset);
 /* Returns the index record offset, or CAP_EFORMAT if these 16 bytes are not a footer. */

@@ -4,6 +4,7 @@
 #include "capstan/track.h"
 
 #include "track/chunk_format.h"
+#include "track/writer.h"
 #include "util/fs.h"
 
 #include <dirent.h>
@@ -316,7 +317,7 @@ static int open_chunk_at(struct cap_track_reader *t, unsigned i)
     if (i >= t->count)
         return 0;
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/%08u.ctrk", t->dir, t->seqs[i]);
+    cap_track_chunk_path(path, sizeof(path), t->dir, t->seqs[i]);
     return cap_chunk_open(&t->chunk, path);
 }
 
@@ -337,9 +338,8 @@ int cap_track_open(struct cap_track_reader **out, const char *dir)
     int err = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        char *end;
-        unsigned long seq = strtoul(e->d_name, &end, 10);
-        if (end == e->d_name || strcmp(end, ".ctrk") != 0 || seq == 0 || seq > UINT32_MAX)
+        uint32_t seq = cap_chunk_seq_of_name(e->d_name);
+        if (seq == 0)
             continue;
         if (t->count == cap) {
             cap = cap ? cap * 2 : 16;
@@ -350,7 +350,7 @@ int cap_track_open(struct cap_track_reader **out, const char *dir)
             }
             t->seqs = grown;
         }
-        t->seqs[t->count++] = (uint32_t)seq;
+        t->seqs[t->count++] = seq;
     }
     closedir(d);
     if (!err && t->count == 0)

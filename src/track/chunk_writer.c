@@ -47,10 +47,9 @@ uint32_t cap_track_last_chunk_seq(const char *dir)
     uint32_t highest = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        char *end;
-        unsigned long seq = strtoul(e->d_name, &end, 10);
-        if (end != e->d_name && strcmp(end, ".ctrk") == 0 && seq > highest && seq <= UINT32_MAX)
-            highest = (uint32_t)seq;
+        uint32_t seq = cap_chunk_seq_of_name(e->d_name);
+        if (seq > highest)
+            highest = seq;
     }
     closedir(d);
     return highest;

@@ -146,8 +146,7 @@ static pcap_t *open_capture(const char *path, char *why, size_t why_size)
 }
 
 /* Pass 1: find the RTP streams. */
-static int scan_streams(pcap_t *p, struct cap_import_report *rep, struct ssrc_table *table,
-                        char *why, size_t why_size)
+static int scan_streams(pcap_t *p, struct cap_import_report *rep, struct ssrc_table *table)
 {
     uint32_t linktype = (uint32_t)pcap_datalink(p);
     struct pcap_pkthdr *h;
@@ -195,8 +194,6 @@ static int scan_streams(pcap_t *p, struct cap_import_report *rep, struct ssrc_ta
         /* A capture cut short (a crashed tcpdump) still imports up to the cut. */
         CAP_WARN(NULL, "capture ends early (imported up to the cut): %s", pcap_geterr(p));
     }
-    (void)why;
-    (void)why_size;
     return 0;
 }
 
@@ -414,7 +411,7 @@ int cap_pcap_import(const struct cap_import_options *opt, struct cap_import_repo
     if (!p)
         return access(opt->pcap_path, R_OK) == 0 ? CAP_EFORMAT : CAP_ENOENT;
     struct ssrc_table table = {0};
-    int err = scan_streams(p, rep, &table, why, why_size);
+    int err = scan_streams(p, rep, &table);
     pcap_close(p);
     if (err) {
         ssrc_table_free(&table);

@@ -113,5 +113,10 @@ unsigned cap_track_chunk_count(const struct cap_track_reader *reader);
 /* As cap_chunk_next, across chunks. */
 int cap_track_next(struct cap_track_reader *reader, struct cap_record *rec);
 int cap_track_seek(struct cap_track_reader *reader, int64_t arrival_ns);
+/* Back to the first record, for another pass over the same track. Sealed chunks this
+ * reader has already read to their end with every record intact are not checksummed
+ * again, as long as each is still the same file (device, inode, size, modification
+ * time): a sealed chunk never changes. Anything else is verified as on a first read. */
+int cap_track_rewind(struct cap_track_reader *reader);
 
 #endif

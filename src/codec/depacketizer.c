@@ -79,6 +79,10 @@ static void finish_frame(struct cap_depacketizer *d, bool ended, bool loss_at_en
     if (!meta->complete)
         d->stats.incomplete_frames++;
     if (err || d->cur.len == 0 || d->ready_count == 2) {
+        /* Nothing of this frame goes out: the next one must say that something before it
+         * is missing, or a sink would decode it against a frame it never had. */
+        if (err || !meta->complete || d->ready_count == 2)
+            d->loss_pending = true;
         cap_buf_reset(&d->cur);
         return;
     }
@@ -156,6 +160,16 @@ int cap_depacketizer_pop(struct cap_depacketizer *d, struct cap_frame *frame)
     d->ready_head = (d->ready_head + 1) % 2;
     d->ready_count--;
     return 1;
+}
+
+void cap_depacketizer_take_frame(struct cap_depacketizer *d, struct cap_buf *buf)
+{
+    /* pop moved the head past the slot it handed out */
+    struct slot *s = &d->ready[(d->ready_head + 1) % 2];
+    struct cap_buf frame = s->buf;
+    s->buf = *buf;
+    cap_buf_reset(&s->buf);
+    *buf = frame;
 }
 
 const struct cap_depacketizer_stats *cap_depacketizer_stats(const struct cap_depacketizer *d)

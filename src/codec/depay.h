@@ -87,6 +87,10 @@ int cap_depacketizer_push(struct cap_depacketizer *d, const struct cap_rtp_packe
 void cap_depacketizer_flush(struct cap_depacketizer *d);
 /* 1 with the next ready frame, 0 if none. */
 int cap_depacketizer_pop(struct cap_depacketizer *d, struct cap_frame *frame);
+/* Right after pop returned 1: exchanges the buffer holding that frame for *buf (made with
+ * cap_buf_init(buf, CAP_FRAME_MAX); its contents are dropped), so the frame's bytes stay
+ * valid in *buf, unmoved, through later pushes. Saves a caller that keeps a frame a copy. */
+void cap_depacketizer_take_frame(struct cap_depacketizer *d, struct cap_buf *buf);
 
 struct cap_depacketizer_stats {
     uint64_t packets;

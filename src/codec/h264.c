@@ -344,16 +344,17 @@ static enum cap_h26x_nal_class classify(const uint8_t *nal, size_t len)
     return CAP_H26X_NAL_OTHER;
 }
 
-static int h264_finish(void *priv, struct cap_buf *frame, struct cap_frame *out)
-{
-    struct h264 *h = priv;
-    cap_h26x_fu_reset(&h->fu);
-    int err = cap_h26x_hoist_param_sets(frame, classify);
-    if (err)
-        return err;
+/* What finish needs to know of a frame's NAL units, from one pass over its bytes. */
+struct frame_scan {
+    bool has_kind[KINDS], idr, vcl;
+    bool late_sets;   /* a parameter set after the first slice: there is hoisting to do */
+    size_t insert_at; /* where missing parameter sets go: after an access unit delimiter */
+};
 
-    bool has_kind[KINDS] = {false}, idr = false, vcl = false;
-    size_t insert_at = 0, pos = 0;
+static void scan_frame(const struct cap_buf *frame, struct frame_scan *scan)
+{
+    memset(scan, 0, sizeof(*scan));
+    size_t pos = 0;
     const uint8_t *nal;
     size_t nal_len;
     for (bool first = true; cap_h26x_next_nal(frame->data, frame->len, &pos, &nal, &nal_len);
@@ -361,23 +362,43 @@ static int h264_finish(void *priv, struct cap_buf *frame, struct cap_frame *out)
         if (nal_len == 0)
             continue;
         unsigned type = nal_type(nal[0]);
-        vcl |= classify(nal, nal_len) == CAP_H26X_NAL_VCL;
-        idr |= type == NAL_IDR;
-        has_kind[KIND_SPS] |= type == NAL_SPS;
-        has_kind[KIND_PPS] |= type == NAL_PPS;
+        enum cap_h26x_nal_class class = classify(nal, nal_len);
+        scan->late_sets |= scan->vcl && class == CAP_H26X_NAL_PARAM_SET;
+        scan->vcl |= class == CAP_H26X_NAL_VCL;
+        scan->idr |= type == NAL_IDR;
+        scan->has_kind[KIND_SPS] |= type == NAL_SPS;
+        scan->has_kind[KIND_PPS] |= type == NAL_PPS;
         if (first && type == NAL_AUD) /* an access unit delimiter stays first (7.4.1.2.3) */
-            insert_at = (size_t)(nal + nal_len - frame->data);
+            scan->insert_at = (size_t)(nal + nal_len - frame->data);
+    }
+}
+
+static int h264_finish(void *priv, struct cap_buf *frame, struct cap_frame *out)
+{
+    struct h264 *h = priv;
+    cap_h26x_fu_reset(&h->fu);
+    int err = 0;
+    /* One pass over the frame, a second only when parameter sets had to move. */
+    struct frame_scan scan;
+    scan_frame(frame, &scan);
+    if (scan.late_sets) {
+        if ((err = cap_h26x_hoist_param_sets(frame, classify)))
+            return err;
+        scan_frame(frame, &scan);
     }
     /* Parameter sets or SEI on a timestamp of their own are not a picture; the sets are
      * remembered and go in front of the next IDR that lacks them. */
-    if (!vcl)
+    if (!scan.vcl)
         return CAP_EFORMAT;
 
     /* Keyframe means IDR; a recovery-point SEI (gradual decoder refresh) does not count. */
-    out->keyframe = idr;
-    if (!idr)
+    out->keyframe = scan.idr;
+    if (!scan.idr)
         return 0;
-    if (!has_kind[KIND_SPS] || !has_kind[KIND_PPS]) {
+    size_t insert_at = scan.insert_at, pos;
+    const uint8_t *nal;
+    size_t nal_len;
+    if (!scan.has_kind[KIND_SPS] || !scan.has_kind[KIND_PPS]) {
         struct cap_buf sets;
         cap_buf_init(&sets, CAP_FRAME_MAX);
         for (unsigned kind = 0; kind < KINDS && !err; kind++)

@@ -215,12 +215,19 @@ int cap_h26x_append_nal(struct cap_buf *frame, const uint8_t *header, size_t hea
     return 0;
 }
 
-/* Offset just past the next 00 00 01 at or after `from`, or SIZE_MAX. */
+/* Offset just past the next 00 00 01 at or after `from`, or SIZE_MAX. Finds each 01 with
+ * memchr (vectorised) and looks behind it: frames are scanned whole several times, and a
+ * byte-at-a-time loop was most of H.264 transmux. */
 static size_t after_start_code(const uint8_t *data, size_t len, size_t from)
 {
-    for (size_t i = from; i + 3 <= len; i++)
-        if (data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1)
-            return i + 3;
+    if (len < 3 || from > len - 3)
+        return SIZE_MAX;
+    const uint8_t *p = data + from + 2, *end = data + len;
+    while ((p = memchr(p, 1, (size_t)(end - p))) != NULL) {
+        if (p[-1] == 0 && p[-2] == 0)
+            return (size_t)(p - data) + 1;
+        p++;
+    }
     return SIZE_MAX;
 }
 

@@ -1,6 +1,9 @@
-/* Track sources (source.h). Pass 1 reads every record once for the clock; pass 2 reads
- * them again through the reorder buffer (packets copied out of the reader, whose buffer
- * moves on) into the depacketizer, and maps each frame's timestamp. */
+/* Track sources (source.h). Pass 1 reads every record once for the clock; pass 2 rewinds
+ * the same reader (which then skips the checksums pass 1 already verified) and reads them
+ * again through the reorder buffer into the depacketizer, one ordered packet at a time,
+ * and maps each frame's timestamp. A packet that the reorder buffer hands straight back
+ * (the usual case: it arrived in order) goes to the depacketizer from the reader's own
+ * buffer; only one that has to wait is copied out, into storage that is reused. */
 #include "media/source.h"
 
 #include "rtp/reorder.h"
@@ -14,25 +17,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct packet_copy {
+/* A packet in the reorder buffer: the reader's bytes while they are valid, else a copy. */
+struct held_packet {
+    const uint8_t *data;
     uint32_t len;
     int64_t arrival;
-    uint8_t data[];
+    bool in_reorder;               /* pushed and not emitted yet */
+    uint8_t *storage;              /* the copy, when it had to wait */
+    size_t storage_cap;
+    struct held_packet *next_free;
 };
 
 struct cap_track_source {
-    char dir[4096];
     struct cap_source_options opt;
     struct cap_track_info info;
     struct cap_track_clock *clock;
-    struct cap_track_reader *reader;  /* pass 2 */
+    struct cap_track_reader *reader;
     struct cap_reorder reorder;
     struct cap_seq_state seq;
     struct cap_depacketizer *depay;
     bool draining;                    /* records ended: flush reorder, then depacketizer */
     bool flushed;
     struct cap_source_stats stats;
-    struct packet_copy *current;      /* the packet whose frame is being handed out */
+    uint32_t current_ssrc;            /* of the packet last given to the depacketizer */
+    bool have_current;
+    struct held_packet *free_packets;
+    /* Packets leave the reorder buffer one per fill(), so the depacketizer's two-frame queue
+     * is emptied between them (a hole filled late can release many frames at once). */
+    bool may_pop;
+    int64_t pop_now_ns;               /* arrival of the packet pushed last */
+    struct held_packet *last_pushed;  /* its bytes are the reader's until its next call */
 };
 
 /* The CNAME of an SDES chunk for ssrc, if the compound has one. */
@@ -67,13 +81,10 @@ static void find_cname(const struct cap_rtcp_packet *pkts, int n, uint32_t ssrc,
 
 static int pass_one(struct cap_track_source *s)
 {
-    struct cap_track_reader *r;
-    int err = cap_track_open(&r, s->dir);
-    if (err)
-        return err;
+    struct cap_track_reader *r = s->reader;
     struct cap_track_clock_config cfg = {.clock_rate = s->info.clock_rate ? s->info.clock_rate : 90000,
                                          .time_zero_ns = s->opt.time_zero_ns};
-    err = cap_track_clock_new(&s->clock, &cfg);
+    int err = cap_track_clock_new(&s->clock, &cfg);
     struct cap_record rec;
     int got;
     struct cap_rtcp_packet pkts[CAP_RTCP_MAX_PACKETS];
@@ -101,7 +112,8 @@ static int pass_one(struct cap_track_source *s)
             }
         }
     }
-    cap_track_close(r);
+    if (!err)
+        err = cap_track_rewind(r);
     if (!err)
         cap_track_clock_finish(s->clock);
     return err;
@@ -113,19 +125,15 @@ int cap_track_source_open(struct cap_track_source **out, const char *track_dir,
     struct cap_track_source *s = calloc(1, sizeof(*s));
     if (!s)
         return CAP_ENOMEM;
-    snprintf(s->dir, sizeof(s->dir), "%s", track_dir);
     s->opt = *opt;
     if (!s->opt.reorder_packets)
         s->opt.reorder_packets = 512;
     if (!s->opt.reorder_ns)
         s->opt.reorder_ns = 500 * 1000000LL;
     s->stats.first_keyframe_pts_ns = -1;
-    struct cap_track_reader *r;
-    int err = cap_track_open(&r, track_dir);
-    if (!err) {
-        s->info = *cap_track_info(r);
-        cap_track_close(r);
-    }
+    int err = cap_track_open(&s->reader, track_dir);
+    if (!err)
+        s->info = *cap_track_info(s->reader);
     const struct cap_depay_ops *ops = err ? NULL : cap_depay_find(s->info.codec);
     if (!err && !ops)
         err = CAP_EUNSUPPORTED;
@@ -136,9 +144,9 @@ int cap_track_source_open(struct cap_track_source **out, const char *track_dir,
     if (!err)
         err = cap_reorder_init(&s->reorder, s->opt.reorder_packets, s->opt.reorder_ns);
     if (!err)
-        err = pass_one(s);
+        cap_reorder_hold_start(&s->reorder, true);
     if (!err)
-        err = cap_track_open(&s->reader, track_dir);
+        err = pass_one(s);
     if (err) {
         cap_track_source_close(s);
         return err;
@@ -148,6 +156,12 @@ int cap_track_source_open(struct cap_track_source **out, const char *track_dir,
     return 0;
 }
 
+static void free_packet(struct held_packet *p)
+{
+    free(p->storage);
+    free(p);
+}
+
 void cap_track_source_close(struct cap_track_source *s)
 {
     if (!s)
@@ -155,10 +169,14 @@ void cap_track_source_close(struct cap_track_source *s)
     struct cap_reorder_out o;
     if (s->reorder.slots) {
         while (cap_reorder_flush(&s->reorder, &o) == 1)
-            free(o.item);
+            free_packet(o.item);
         cap_reorder_deinit(&s->reorder);
     }
-    free(s->current);
+    while (s->free_packets) {
+        struct held_packet *next = s->free_packets->next_free;
+        free_packet(s->free_packets);
+        s->free_packets = next;
+    }
     cap_depacketizer_free(s->depay);
     cap_track_clock_free(s->clock);
     cap_track_close(s->reader);
@@ -186,19 +204,50 @@ const struct cap_source_stats *cap_track_source_stats(struct cap_track_source *s
     return &s->stats;
 }
 
-/* Gives one ordered packet to the depacketizer. */
+static struct held_packet *take_packet(struct cap_track_source *s)
+{
+    struct held_packet *p = s->free_packets;
+    if (p) {
+        s->free_packets = p->next_free;
+        return p;
+    }
+    return calloc(1, sizeof(*p));
+}
+
+static void give_back_packet(struct cap_track_source *s, struct held_packet *p)
+{
+    p->in_reorder = false;
+    p->next_free = s->free_packets;
+    s->free_packets = p;
+}
+
+/* The packet waits in the reorder buffer past the reader's next call: copy its bytes. */
+static int keep_packet(struct held_packet *p)
+{
+    if (p->len > p->storage_cap) {
+        uint8_t *grown = realloc(p->storage, p->len);
+        if (!grown)
+            return CAP_ENOMEM;
+        p->storage = grown;
+        p->storage_cap = p->len;
+    }
+    memcpy(p->storage, p->data, p->len);
+    p->data = p->storage;
+    return 0;
+}
+
+/* Gives one ordered packet to the depacketizer, which copies what it keeps. */
 static void depacketize(struct cap_track_source *s, const struct cap_reorder_out *o)
 {
-    struct packet_copy *pc = o->item;
-    free(s->current);
-    s->current = pc;
+    struct held_packet *p = o->item;
+    s->current_ssrc = cap_load_be32(p->data + 8);
+    s->have_current = true;
     struct cap_rtp_packet pkt;
-    if (cap_rtp_parse(pc->data, pc->len, &pkt) != 0) {
+    if (cap_rtp_parse(p->data, p->len, &pkt) != 0)
         s->stats.malformed++;
-        return;
-    }
-    if (cap_depacketizer_push(s->depay, &pkt, o->seq, pc->arrival, o->lost_before) != 0)
+    else if (cap_depacketizer_push(s->depay, &pkt, o->seq, p->arrival, o->lost_before) != 0)
         s->stats.malformed++;
+    give_back_packet(s, p);
 }
 
 /* Moves packets along until the depacketizer has a frame or everything is read. */
@@ -218,6 +267,19 @@ static int fill(struct cap_track_source *s)
                 return 1;
             }
             return 0;
+        }
+        if (s->may_pop) {
+            if (cap_reorder_pop(&s->reorder, s->pop_now_ns, &o) == 1) {
+                depacketize(s, &o);
+                return 1;
+            }
+            s->may_pop = false;
+        }
+        /* The reader is about to reuse its buffer: a packet still waiting keeps a copy. */
+        if (s->last_pushed) {
+            if (s->last_pushed->in_reorder && keep_packet(s->last_pushed) != 0)
+                return CAP_ENOMEM;
+            s->last_pushed = NULL;
         }
         int got = cap_track_next(s->reader, &rec);
         if (got == CAP_ECHECKSUM || got == CAP_ETRUNC)
@@ -242,23 +304,20 @@ static int fill(struct cap_track_source *s)
         uint64_t ext;
         if (cap_seq_update(&s->seq, cap_load_be16(rec.data + 2), &ext) == CAP_SEQ_BAD)
             continue;
-        struct packet_copy *pc = malloc(sizeof(*pc) + rec.len);
-        if (!pc)
+        struct held_packet *p = take_packet(s);
+        if (!p)
             return CAP_ENOMEM;
-        pc->len = (uint32_t)rec.len;
-        pc->arrival = rec.arrival_ns;
-        memcpy(pc->data, rec.data, rec.len);
-        if (cap_reorder_push(&s->reorder, ext, rec.arrival_ns, pc) != 0) {
-            free(pc);
+        p->data = rec.data;
+        p->len = (uint32_t)rec.len;
+        p->arrival = rec.arrival_ns;
+        if (cap_reorder_push(&s->reorder, ext, rec.arrival_ns, p) != 0) {
+            give_back_packet(s, p);
             continue;
         }
-        bool any = false;
-        while (cap_reorder_pop(&s->reorder, rec.arrival_ns, &o) == 1) {
-            depacketize(s, &o);
-            any = true;
-        }
-        if (any)
-            return 1;
+        p->in_reorder = true;
+        s->last_pushed = p;
+        s->may_pop = true;
+        s->pop_now_ns = rec.arrival_ns;
     }
 }
 
@@ -269,9 +328,7 @@ int cap_track_source_next(struct cap_track_source *s, struct cap_media_frame *ou
             s->stats.frames++;
             if (out->frame.keyframe)
                 s->stats.keyframes++;
-            out->ssrc = s->info.ssrc;
-            if (s->current && s->current->len >= 12)
-                out->ssrc = cap_load_be32(s->current->data + 8);
+            out->ssrc = s->have_current ? s->current_ssrc : s->info.ssrc;
             out->pts_ns = cap_track_clock_map(s->clock, out->ssrc, out->frame.timestamp,
                                               out->frame.arrival_ns, &out->new_segment);
             /* Nothing is before the recording began (a first frame that was slow to arrive
@@ -286,6 +343,11 @@ int cap_track_source_next(struct cap_track_source *s, struct cap_media_frame *ou
         if (more <= 0)
             return more;
     }
+}
+
+void cap_track_source_take_frame(struct cap_track_source *s, struct cap_buf *buf)
+{
+    cap_depacketizer_take_frame(s->depay, buf);
 }
 
 void cap_sources_share_sender_offsets(struct cap_track_source **sources, size_t count)

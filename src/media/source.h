@@ -54,6 +54,9 @@ const struct cap_source_stats *cap_track_source_stats(struct cap_track_source *s
 
 /* 1 with the next frame, 0 at the end, negative on an I/O error. */
 int cap_track_source_next(struct cap_track_source *s, struct cap_media_frame *out);
+/* Right after next returned 1: the frame's bytes move into *buf (as
+ * cap_depacketizer_take_frame), so they outlive the next call without a copy. */
+void cap_track_source_take_frame(struct cap_track_source *s, struct cap_buf *buf);
 
 /* A recording's time zero: metadata.json's recording.time_zero_ns, else the earliest
  * arrival of any of its tracks (rec_dir may also be a single track folder). */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define OPUS_FRAME_NS (20 * CAP_NS_PER_MS)
+#define OPUS_PRE_SKIP 312 /* samples: libopus's encoder delay at 48 kHz, which RTP never states */
 #define AUDIO_GAP_NS (60 * CAP_NS_PER_MS)    /* a gap longer than this is filled */
 #define MAX_SILENCE_NS (4 * 3600 * CAP_NS_PER_SEC)
 
@@ -143,7 +144,7 @@ static int opus_head(unsigned channels, uint8_t **out, int *out_len)
     memcpy(h, "OpusHead", 8);
     h[8] = 1;
     h[9] = (uint8_t)channels;
-    cap_store_le16(h + 10, 312); /* pre-skip of libopus's encoder at 48 kHz */
+    cap_store_le16(h + 10, OPUS_PRE_SKIP);
     cap_store_le32(h + 12, 48000);
     *out = h;
     *out_len = 19;
@@ -191,6 +192,14 @@ static int open_output(struct output *o, const struct codec_map *cm, bool matros
         if (cm->id == AV_CODEC_ID_OPUS) {
             par->sample_rate = 48000;
             err = opus_head(channels, &par->extradata, &par->extradata_size);
+            /* RTP times an Opus packet by its first sample, encoder priming included, so
+             * the samples a player keeps after the pre-skip belong 6.5 ms after it. Ogg
+             * granule positions count the pre-skip (RFC 7845 §4) only when the muxer is
+             * told of it. Matroska gets no CodecDelay: libavformat 5.1 writes it without
+             * moving block times, which would make the audio early; decoders skip the
+             * OpusHead's pre-skip and time the rest from the block anyway. */
+            if (!matroska)
+                par->initial_padding = OPUS_PRE_SKIP;
             o->stream->time_base = (AVRational){1, 48000};
         } else if (cm->id == AV_CODEC_ID_ADPCM_G722) {
             par->sample_rate = 16000; /* RTP says 8000 for G.722 (RFC 3551), the codec runs at 16000 */
@@ -417,9 +426,7 @@ static void transmux_track(const struct cap_transmux_options *opt,
                                  held_key) != 0)
                     break;
             }
-            cap_buf_reset(&held);
-            if (cap_buf_append(&held, f->data, f->len) != 0)
-                break;
+            cap_track_source_take_frame(src, &held); /* the frame's bytes, kept without a copy */
             have_held = true;
             held_pts = mf.pts_ns;
             held_key = f->keyframe;

@@ -40,6 +40,11 @@ int cap_reorder_init(struct cap_reorder *r, size_t capacity, int64_t max_delay_n
     return 0;
 }
 
+void cap_reorder_hold_start(struct cap_reorder *r, bool hold_start)
+{
+    r->hold_start = hold_start;
+}
+
 void cap_reorder_deinit(struct cap_reorder *r)
 {
     if (!r)
@@ -138,6 +143,7 @@ int cap_reorder_push(struct cap_reorder *r, uint64_t seq, int64_t arrival_ns, vo
         r->started = true;
         r->next_seq = seq;
         r->highest_seq = seq;
+        r->first_arrival_ns = arrival_ns;
     } else if (seq < r->next_seq) {
         if (never_advanced(r) && r->highest_seq - seq < r->capacity) {
             r->next_seq = seq;
@@ -201,6 +207,11 @@ static int emit_next(struct cap_reorder *r, int64_t now_ns, bool force, struct c
         return 1;
     }
     if (window_held(r) == 0)
+        return 0;
+    /* The first packet to arrive need not be the first sent: until it has waited as long
+     * as a hole would, the start of the stream may still move down. */
+    if (!force && r->hold_start && never_advanced(r) && window_held(r) < r->capacity &&
+        !waited_enough(r->first_arrival_ns, now_ns, r->max_delay_ns))
         return 0;
 
     uint64_t skipped = 0;

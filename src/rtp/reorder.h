@@ -38,6 +38,8 @@ struct cap_reorder {
     size_t ready_head;
     size_t ready_count;
     uint64_t lost_pending;    /* given up by a push, reported with the next packet emitted */
+    bool hold_start;          /* see cap_reorder_hold_start */
+    int64_t first_arrival_ns; /* of the first packet pushed */
 };
 
 struct cap_reorder_out {
@@ -50,6 +52,12 @@ struct cap_reorder_out {
 /* capacity is rounded up to a power of two (at most 65536; larger requests get 65536).
  * CAP_EINVAL for a capacity of 0 or a negative delay, CAP_ENOMEM. */
 int cap_reorder_init(struct cap_reorder *r, size_t capacity, int64_t max_delay_ns);
+/* With hold_start, nothing leaves the buffer until its first packet has waited max_delay
+ * (or the buffer is full): the first packet to arrive need not be the first sent, and
+ * packets sent before it that arrive just after it still come out in order instead of
+ * late. For readers of recordings, where latency costs nothing; off by default. */
+void cap_reorder_hold_start(struct cap_reorder *r, bool hold_start);
+
 /* Frees the slots only: items still held are the caller's, so flush first to get them. */
 void cap_reorder_deinit(struct cap_reorder *r);
 

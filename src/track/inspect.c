@@ -23,6 +23,7 @@ int cap_track_inspect(const char *track_dir, struct cap_track_report *out)
         cap_track_close(reader);
         return err;
     }
+    cap_reorder_hold_start(&reorder, true);
     struct cap_seq_state seq;
     cap_seq_init(&seq);
     struct cap_reorder_out popped;

@@ -342,12 +342,13 @@ static void test_stats_count_packets_frames_incomplete_and_malformed(void **stat
 static void test_incomplete_frame_with_no_bytes_is_counted_but_not_handed_out(void **state)
 {
     /* incomplete_frames counts frames that never come out of pop, so it can exceed the
-     * incomplete frames a caller sees (here: one counted, none popped). */
+     * incomplete frames a caller sees (here: one counted, none popped). The next frame
+     * says that one before it is missing. */
     struct cap_depacketizer *d = *state;
     assert_int_equal(push(d, 1, 1000, true, "X", 0), CAP_EFORMAT);
     expect_no_frame(d);
     push(d, 2, 2000, true, "Sb", 0);
-    EXPECT_FRAME(d, "Sb", 2000, .complete = true);
+    EXPECT_FRAME(d, "Sb", 2000, .complete = true, .after_loss = true);
     expect_no_frame(d);
     const struct cap_depacketizer_stats *s = cap_depacketizer_stats(d);
     assert_int_equal(s->frames, 1);
@@ -366,8 +367,10 @@ static void test_ready_queue_holds_two_frames_and_drops_a_third_unpopped_one(voi
     EXPECT_FRAME(d, "Sa", 1000, .complete = true);
     EXPECT_FRAME(d, "Sb", 2000, .complete = true);
     expect_no_frame(d);
-    assert_int_equal(cap_depacketizer_stats(d)->frames, 2);
-    assert_int_equal(cap_depacketizer_stats(d)->packets, 3);
+    push(d, 4, 4000, true, "Sd", 0); /* after the dropped one: it says so */
+    EXPECT_FRAME(d, "Sd", 4000, .complete = true, .after_loss = true);
+    assert_int_equal(cap_depacketizer_stats(d)->frames, 3);
+    assert_int_equal(cap_depacketizer_stats(d)->packets, 4);
 }
 
 static void test_ready_queue_never_overflows_when_popped_after_every_push(void **state)
@@ -466,6 +469,53 @@ static void test_padding_only_packet_is_skipped_inside_a_frame(void **state)
     assert_int_equal(s->malformed_packets, 0);
 }
 
+static void test_taken_frame_keeps_its_bytes_while_later_frames_are_built(void **state)
+{
+    struct cap_depacketizer *d = *state;
+    struct cap_buf kept;
+    cap_buf_init(&kept, CAP_FRAME_MAX);
+    push(d, 1, 1000, true, "Sfirst", 0);
+    struct cap_frame f = EXPECT_FRAME(d, "Sfirst", 1000, .complete = true);
+    cap_depacketizer_take_frame(d, &kept);
+    assert_ptr_equal(kept.data, f.data); /* the frame's own bytes, not a copy */
+    assert_int_equal(kept.len, 6);
+    for (uint16_t seq = 2; seq < 10; seq++) {
+        push(d, seq, 1000u * seq, false, "Slater", 0);
+        push(d, (uint16_t)(seq + 100), 1000u * seq, true, "-frame", 0);
+        EXPECT_FRAME(d, "Slater-frame", 1000u * seq, .complete = true);
+        assert_memory_equal(kept.data, "Sfirst", 6);
+    }
+    /* The buffer given in exchange serves later frames; taking again returns the newest. */
+    push(d, 10, 10000, true, "Snewest", 0);
+    EXPECT_FRAME(d, "Snewest", 10000, .complete = true);
+    cap_depacketizer_take_frame(d, &kept);
+    assert_int_equal(kept.len, 7);
+    assert_memory_equal(kept.data, "Snewest", 7);
+    push(d, 11, 11000, true, "Safter", 0);
+    EXPECT_FRAME(d, "Safter", 11000, .complete = true);
+    assert_memory_equal(kept.data, "Snewest", 7);
+    cap_buf_deinit(&kept);
+}
+
+static void test_take_frame_leaves_the_frame_waiting_behind_it_alone(void **state)
+{
+    struct cap_depacketizer *d = *state;
+    struct cap_buf kept;
+    cap_buf_init(&kept, CAP_FRAME_MAX);
+    push(d, 1, 1000, false, "Sa", 0);
+    push(d, 2, 2000, true, "Sb", 0); /* finishes two frames at once */
+    EXPECT_FRAME(d, "Sa", 1000, .complete = true);
+    cap_depacketizer_take_frame(d, &kept);
+    EXPECT_FRAME(d, "Sb", 2000, .complete = true);
+    assert_memory_equal(kept.data, "Sa", 2);
+    cap_depacketizer_take_frame(d, &kept);
+    assert_memory_equal(kept.data, "Sb", 2);
+    push(d, 3, 3000, true, "Sc", 0);
+    EXPECT_FRAME(d, "Sc", 3000, .complete = true);
+    expect_no_frame(d);
+    cap_buf_deinit(&kept);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -491,6 +541,8 @@ int main(void)
         T(test_ready_queue_holds_two_frames_and_drops_a_third_unpopped_one),
         T(test_ready_queue_never_overflows_when_popped_after_every_push),
         T(test_frames_are_handed_out_in_timestamp_order_with_their_metadata),
+        T(test_taken_frame_keeps_its_bytes_while_later_frames_are_built),
+        T(test_take_frame_leaves_the_frame_waiting_behind_it_alone),
         cmocka_unit_test(test_failed_codec_init_fails_new),
         cmocka_unit_test(test_free_calls_deinit_once),
         cmocka_unit_test(test_registry_finds_only_known_codecs),

@@ -47,8 +47,9 @@ static int push(struct cap_depacketizer *d, uint16_t seq, uint32_t ts, const uin
 }
 
 /* The packet comes straight back out as one complete key frame of the same bytes. */
-static void expect_passes_through(struct cap_depacketizer *d, uint16_t seq, const uint8_t *payload,
-                                  size_t len, const char *what)
+/* after_refused: the packet before this one was refused, so its frame is missing */
+static void expect_passes_through_after(struct cap_depacketizer *d, uint16_t seq, const uint8_t *payload,
+                                        size_t len, const char *what, bool after_refused)
 {
     if (push(d, seq, seq * 960u, payload, len) != 0)
         fail_msg("%s: refused", what);
@@ -57,11 +58,17 @@ static void expect_passes_through(struct cap_depacketizer *d, uint16_t seq, cons
         fail_msg("%s: no frame", what);
     if (f.len != len || memcmp(f.data, payload, len) != 0)
         fail_msg("%s: frame differs from the payload", what);
-    if (!f.complete || !f.keyframe || f.after_loss || f.packets != 1 || f.width || f.height)
+    if (!f.complete || !f.keyframe || f.after_loss != after_refused || f.packets != 1 || f.width || f.height)
         fail_msg("%s: complete %d keyframe %d after_loss %d packets %u size %ux%u", what,
                  f.complete, f.keyframe, f.after_loss, f.packets, f.width, f.height);
     if (cap_depacketizer_pop(d, &f) != 0)
         fail_msg("%s: more than one frame", what);
+}
+
+static void expect_passes_through(struct cap_depacketizer *d, uint16_t seq, const uint8_t *payload,
+                                  size_t len, const char *what)
+{
+    expect_passes_through_after(d, seq, payload, len, what, false);
 }
 
 static void expect_refused(struct cap_depacketizer *d, uint16_t seq, const uint8_t *payload,
@@ -163,12 +170,12 @@ static void test_opus_long_lengths_and_padding(void **state)
     p[2] = 255;
     p[3] = 255;
     p[4] = 3;
-    expect_passes_through(d, 3, p, 5 + 7 + 511, "code 3, 511 bytes of padding");
+    expect_passes_through_after(d, 3, p, 5 + 7 + 511, "code 3, 511 bytes of padding", true);
     expect_refused(d, 4, p, 5 + 510, "code 3, padding one byte short");
 
     /* Frames may not exceed 1275 bytes (RFC 6716 R2). */
     p[0] = CELT_FB_20MS | 0;
-    expect_passes_through(d, 5, p, 1 + 1275, "code 0, 1275-byte frame");
+    expect_passes_through_after(d, 5, p, 1 + 1275, "code 0, 1275-byte frame", true);
     expect_refused(d, 6, p, 1 + 1276, "code 0, 1276-byte frame");
     p[0] = CELT_FB_20MS | 1;
     expect_refused(d, 7, p, 1 + 2 * 1276, "code 1, two 1276-byte frames");

@@ -1,5 +1,6 @@
 /* Raw track chunks: write/read round trips, rotation, seek, repair of a torn tail at every
- * byte offset, and checksum detection of flipped bits. */
+ * byte offset, checksum detection of flipped bits, and rewinding a track reader (which
+ * checksums again whatever it cannot know to be unchanged). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -520,6 +521,166 @@ static void test_fsync_interval_bounds_unsynced_data(void **state)
     assert_int_equal(cap_track_writer_close(w), 0);
 }
 
+/* Reads a track reader to its end: the records that came out (checked against what
+ * write_track wrote, given how many a damaged record hides) and the damage reported. */
+static void read_to_end(struct cap_track_reader *t, unsigned expected, unsigned damaged_index,
+                        int expected_errors)
+{
+    struct cap_record rec;
+    unsigned seen = 0;
+    int errors = 0, got;
+    while ((got = cap_track_next(t, &rec)) != 0) {
+        if (got < 0) {
+            assert_int_equal(got, CAP_ECHECKSUM);
+            errors++;
+            continue;
+        }
+        unsigned idx = seen + (expected_errors && seen >= damaged_index ? 1 : 0);
+        expect_record(&rec, idx);
+        seen++;
+    }
+    assert_int_equal(errors, expected_errors);
+    assert_int_equal(seen, expected - (unsigned)expected_errors);
+}
+
+/* Flips a byte inside the body of record i of a chunk, in place, then gives the file back
+ * the modification time it had (as if nothing had happened), or one a second later. */
+static void damage_record(const char *path, unsigned i, bool keep_mtime)
+{
+    struct cap_chunk_reader *r;
+    assert_int_equal(cap_chunk_open(&r, path), 0);
+    struct cap_record rec;
+    for (unsigned k = 0; k <= i; k++)
+        assert_int_equal(cap_chunk_next(r, &rec), 1);
+    uint64_t where = rec.offset + CAP_CHUNK_RECORD_HEADER_LEN + 5;
+    cap_chunk_close(r);
+    struct stat before;
+    assert_int_equal(stat(path, &before), 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, (off_t)where), 1);
+    byte ^= 0x20;
+    assert_int_equal(pwrite(fd, &byte, 1, (off_t)where), 1);
+    close(fd);
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, before.st_mtim};
+    if (!keep_mtime)
+        times[1].tv_sec++;
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+static void test_rewind_reads_every_record_again(void **state)
+{
+    (void)state;
+    char dir[300];
+    path_in(dir, sizeof(dir), "rewind");
+    write_track(dir, 200, 2000, 0);
+    struct cap_track_reader *t;
+    assert_int_equal(cap_track_open(&t, dir), 0);
+    assert_true(cap_track_chunk_count(t) > 3);
+    for (int pass = 0; pass < 3; pass++) {
+        read_to_end(t, 200, 0, 0);
+        assert_int_equal(cap_track_rewind(t), 0);
+    }
+    /* After a partial read, too. */
+    struct cap_record rec;
+    for (unsigned i = 0; i < 50; i++)
+        assert_int_equal(cap_track_next(t, &rec), 1);
+    assert_int_equal(cap_track_rewind(t), 0);
+    read_to_end(t, 200, 0, 0);
+    cap_track_close(t);
+}
+
+static void test_rewind_checks_again_a_sealed_chunk_that_changed(void **state)
+{
+    (void)state;
+    char dir[300], path[400];
+    path_in(dir, sizeof(dir), "rewind-changed");
+    write_track(dir, 40, 0, 0);
+    cap_track_chunk_path(path, sizeof(path), dir, 1);
+    struct cap_track_reader *t;
+    assert_int_equal(cap_track_open(&t, dir), 0);
+    read_to_end(t, 40, 0, 0);
+    damage_record(path, 12, false); /* written to later: its modification time moved */
+    assert_int_equal(cap_track_rewind(t), 0);
+    read_to_end(t, 40, 12, 1);
+    cap_track_close(t);
+}
+
+static void test_rewind_checks_again_a_sealed_chunk_that_was_replaced(void **state)
+{
+    (void)state;
+    char dir[300], path[400], copy[420], cmd[900];
+    path_in(dir, sizeof(dir), "rewind-replaced");
+    write_track(dir, 40, 0, 0);
+    cap_track_chunk_path(path, sizeof(path), dir, 1);
+    struct cap_track_reader *t;
+    assert_int_equal(cap_track_open(&t, dir), 0);
+    read_to_end(t, 40, 0, 0);
+    /* Another file, same size and modification time, renamed over it: a new inode. */
+    snprintf(copy, sizeof(copy), "%s.copy", path);
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", path, copy);
+    assert_int_equal(system(cmd), 0);
+    damage_record(copy, 30, true);
+    struct stat original, replacement;
+    assert_int_equal(stat(path, &original), 0);
+    assert_int_equal(rename(copy, path), 0);
+    assert_int_equal(stat(path, &replacement), 0);
+    assert_int_equal(replacement.st_size, original.st_size);
+    assert_int_equal(replacement.st_mtim.tv_sec, original.st_mtim.tv_sec);
+    assert_int_equal(replacement.st_mtim.tv_nsec, original.st_mtim.tv_nsec);
+    assert_int_equal(cap_track_rewind(t), 0);
+    read_to_end(t, 40, 30, 1);
+    cap_track_close(t);
+}
+
+static void test_rewind_checks_again_a_chunk_that_had_damage(void **state)
+{
+    (void)state;
+    char dir[300], path[400];
+    path_in(dir, sizeof(dir), "rewind-damaged");
+    write_track(dir, 40, 0, 0);
+    cap_track_chunk_path(path, sizeof(path), dir, 1);
+    damage_record(path, 7, true);
+    struct cap_track_reader *t;
+    assert_int_equal(cap_track_open(&t, dir), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        read_to_end(t, 40, 7, 1);
+        assert_int_equal(cap_track_rewind(t), 0);
+    }
+    cap_track_close(t);
+}
+
+static void test_rewind_checks_an_unsealed_chunk_every_time(void **state)
+{
+    (void)state;
+    char dir[300];
+    path_in(dir, sizeof(dir), "rewind-open");
+    struct cap_track_writer_config cfg = {0};
+    cfg.dir = dir;
+    fill_info(&cfg.info);
+    struct cap_track_writer *w;
+    assert_int_equal(cap_track_writer_open(&w, &cfg), 0);
+    uint8_t pkt[400];
+    for (unsigned i = 0; i < 20; i++) {
+        size_t n = make_packet(pkt, packet_size(i), i);
+        enum cap_record_type type = i % 7 == 3 ? CAP_RECORD_RTCP : CAP_RECORD_RTP;
+        uint8_t flags = i % 30 == 0 ? CAP_RECORD_FLAG_KEYFRAME : 0;
+        int64_t arrival = T0 + (int64_t)i * 10 * MS;
+        assert_int_equal(cap_track_writer_append(w, type, flags, arrival, pkt, n), 0);
+    }
+    assert_int_equal(cap_track_writer_sync(w), 0);
+    struct cap_track_reader *t;
+    assert_int_equal(cap_track_open(&t, dir), 0);
+    read_to_end(t, 20, 0, 0);
+    /* Same size, same time: only a chunk known never to change could be taken on trust. */
+    damage_record(cap_track_writer_current_path(w), 9, true);
+    assert_int_equal(cap_track_rewind(t), 0);
+    read_to_end(t, 20, 9, 1);
+    cap_track_close(t);
+    cap_track_writer_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +694,11 @@ int main(void)
         cmocka_unit_test(test_writer_refuses_oversized_and_unknown_records),
         cmocka_unit_test(test_unsealed_chunk_reads_and_reports_torn_tail),
         cmocka_unit_test(test_fsync_interval_bounds_unsynced_data),
+        cmocka_unit_test(test_rewind_reads_every_record_again),
+        cmocka_unit_test(test_rewind_checks_again_a_sealed_chunk_that_changed),
+        cmocka_unit_test(test_rewind_checks_again_a_sealed_chunk_that_was_replaced),
+        cmocka_unit_test(test_rewind_checks_again_a_chunk_that_had_damage),
+        cmocka_unit_test(test_rewind_checks_an_unsealed_chunk_every_time),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

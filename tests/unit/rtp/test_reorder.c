@@ -52,6 +52,42 @@ static void expect_nothing(struct cap_reorder *r, int64_t now_ns)
                  (unsigned long long)out.seq);
 }
 
+/* The first packets to arrive out of order: without hold_start the first arrival starts
+ * the stream and the one sent before it is late; with it, both come out in order. */
+static void test_reorder_hold_start_waits_for_packets_sent_before_the_first_arrival(void **state)
+{
+    (void)state;
+    struct cap_reorder r;
+    assert_int_equal(cap_reorder_init(&r, 8, DELAY), 0);
+    push_ok(&r, 11, 0);
+    expect_pop(&r, 0, 11, 0);
+    assert_int_equal(cap_reorder_push(&r, 10, 1, ITEM(10)), CAP_ELATE);
+    cap_reorder_deinit(&r);
+
+    assert_int_equal(cap_reorder_init(&r, 8, DELAY), 0);
+    cap_reorder_hold_start(&r, true);
+    push_ok(&r, 11, 0);
+    expect_nothing(&r, 0);
+    push_ok(&r, 10, 1);
+    expect_nothing(&r, DELAY - 1);
+    expect_pop(&r, DELAY, 10, 0);
+    expect_pop(&r, DELAY, 11, 0);
+    /* once started, packets in order pass straight through */
+    push_ok(&r, 12, DELAY + 1);
+    expect_pop(&r, DELAY + 1, 12, 0);
+    assert_int_equal(r.stats.lost, 0);
+    assert_int_equal(r.stats.late, 0);
+    cap_reorder_deinit(&r);
+
+    /* a full buffer does not wait */
+    assert_int_equal(cap_reorder_init(&r, 2, DELAY), 0);
+    cap_reorder_hold_start(&r, true);
+    push_ok(&r, 20, 0);
+    push_ok(&r, 21, 0);
+    expect_pop(&r, 0, 20, 0);
+    cap_reorder_deinit(&r);
+}
+
 static void test_reorder_init_rounds_capacity_and_refuses_nonsense(void **state)
 {
     (void)state;
@@ -412,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_reorder_forced_out_packets_beyond_capacity_are_a_limit),
         cmocka_unit_test(test_reorder_flush_drains_in_order_counting_holes),
         cmocka_unit_test(test_reorder_wraps_around_the_ring_many_times),
+        cmocka_unit_test(test_reorder_hold_start_waits_for_packets_sent_before_the_first_arrival),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include "capstan/error.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "store/sqlite_error.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -91,28 +92,11 @@ static int64_t wall_ms(void)
     return cap_clock_wall_ns() / CAP_NS_PER_MS;
 }
 
-static int map_sqlite(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_NOMEM:
-        return CAP_ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return CAP_EAGAIN;
-    case SQLITE_CONSTRAINT:
-        return CAP_EEXIST;
-    case SQLITE_TOOBIG:
-        return CAP_ELIMIT;
-    default:
-        return CAP_EIO;
-    }
-}
-
 /* Logs what failed with SQLite's own words and returns the matching CAP_E*. */
 static int db_failure(struct cap_outbox *ob, int rc, const char *what)
 {
     CAP_ERROR(NULL, "webhook outbox: %s: %s", what, sqlite3_errmsg(ob->db));
-    return map_sqlite(rc);
+    return cap_sqlite_error(rc);
 }
 
 /* Runs a statement that returns no rows and resets it. */

@@ -19,6 +19,7 @@ struct cap_http {
     struct cap_api_key *keys;
     size_t key_count;
     struct cap_service *svc;
+    struct cap_jobs_api *jobs;
     uint16_t port;
 };
 
@@ -131,6 +132,11 @@ enum route_id {
     R_RECORDINGS,
     R_RECORDING,
     R_RECORDING_ACTION,
+    R_CONVERT_JOBS,
+    R_CONVERT_JOB,
+    R_COMPOSITION,
+    R_EXPORT,
+    R_EVENTS,
 };
 
 /* Splits "/a/b/c" into segments (no empty ones); false if there are too many. */
@@ -178,6 +184,15 @@ static enum route_id match(char **seg, int n)
     if (n == 3 && strcmp(seg[0], "recordings") == 0 &&
         (strcmp(seg[2], "stop") == 0 || strcmp(seg[2], "pause") == 0 || strcmp(seg[2], "resume") == 0))
         return R_RECORDING_ACTION;
+    if (n == 3 && strcmp(seg[0], "recordings") == 0 && strcmp(seg[2], "composition") == 0)
+        return R_COMPOSITION;
+    if (n == 3 && strcmp(seg[0], "recordings") == 0 && strcmp(seg[2], "export") == 0)
+        return R_EXPORT;
+    if (n >= 3 && n <= 4 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "convert") == 0 &&
+        strcmp(seg[2], "job") == 0)
+        return n == 3 ? R_CONVERT_JOBS : R_CONVERT_JOB;
+    if (n == 1 && strcmp(seg[0], "events") == 0)
+        return R_EVENTS;
     return R_NONE;
 }
 
@@ -207,6 +222,15 @@ static int needed_role(enum route_id route, const char *method)
     case R_RECORDINGS:
     case R_RECORDING:
         return get ? CAP_ROLE_VIEWER : -1;
+    case R_CONVERT_JOBS:
+        return post ? CAP_ROLE_WORKER : -1;
+    case R_CONVERT_JOB:
+    case R_EVENTS:
+        return get ? CAP_ROLE_VIEWER : -1;
+    case R_COMPOSITION:
+        return get ? CAP_ROLE_VIEWER : put ? CAP_ROLE_SFU : -1;
+    case R_EXPORT:
+        return post ? CAP_ROLE_SFU : -1;
     case R_NONE:
         break;
     }
@@ -306,15 +330,49 @@ static enum MHD_Result dispatch(struct cap_http *http, struct MHD_Connection *co
     case R_ROOM_RECORDINGS:
         cap_service_start_recording(svc, seg[1], body, &r);
         break;
-    case R_RECORDINGS:
+    case R_RECORDINGS: {
         cap_service_list_recordings(svc, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "room_id"), &r);
+        size_t i;
+        json_t *rec;
+        json_array_foreach(json_object_get(r.body, "recordings"), i, rec)
+        {
+            cap_jobs_api_decorate_recording(http->jobs, rec);
+        }
         break;
+    }
     case R_RECORDING:
         cap_service_get_recording(svc, seg[1], &r);
+        if (r.status == 200)
+            cap_jobs_api_decorate_recording(http->jobs, r.body);
         break;
     case R_RECORDING_ACTION:
         cap_service_recording_action(svc, seg[1], seg[2], &r);
         break;
+    case R_CONVERT_JOBS:
+        cap_jobs_api_convert(http->jobs, body, &r);
+        break;
+    case R_CONVERT_JOB:
+        cap_jobs_api_get_job(http->jobs, seg[3], &r);
+        break;
+    case R_COMPOSITION:
+        if (strcmp(method, "PUT") == 0)
+            cap_jobs_api_put_composition(http->jobs, seg[1], body, &r);
+        else
+            cap_jobs_api_get_composition(http->jobs, seg[1], &r);
+        break;
+    case R_EXPORT:
+        cap_jobs_api_export(http->jobs, seg[1], body, &r);
+        break;
+    case R_EVENTS: {
+        json_decref(body);
+        struct MHD_Response *stream = cap_jobs_api_event_stream(http->jobs, conn);
+        if (!stream)
+            return send_error(conn, 503, CAP_API_TOO_MANY_STREAMS,
+                              http->jobs ? "too many event streams open" : "no event stream on this node");
+        enum MHD_Result ret = MHD_queue_response(conn, 200, stream);
+        MHD_destroy_response(stream);
+        return ret;
+    }
     case R_NONE:
         break;
     }
@@ -366,7 +424,8 @@ int cap_http_start(struct cap_http **out, const struct cap_http_config *cfg, cha
     memset(&addr, 0, sizeof(addr));
     struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    /* Suspend/resume: GET /events parks its connection while there is nothing to send. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (inet_pton(AF_INET, cfg->host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons(cfg->port);
@@ -382,6 +441,7 @@ int cap_http_start(struct cap_http **out, const struct cap_http_config *cfg, cha
     if (!http)
         return CAP_ENOMEM;
     http->svc = cfg->svc;
+    http->jobs = cfg->jobs;
     http->key_count = cfg->key_count;
     http->keys = calloc(cfg->key_count ? cfg->key_count : 1, sizeof(*http->keys));
     if (!http->keys) {
@@ -416,6 +476,8 @@ void cap_http_stop(struct cap_http *http)
 {
     if (!http)
         return;
+    /* Event streams end first: a suspended connection must be resumed before the stop. */
+    cap_jobs_api_shutdown(http->jobs);
     MHD_stop_daemon(http->daemon);
     free(http->keys);
     free(http);

@@ -3,6 +3,7 @@
 #ifndef CAP_API_HTTP_H
 #define CAP_API_HTTP_H
 
+#include "api/jobs_api.h"
 #include "api/service.h"
 
 #include <stddef.h>
@@ -32,6 +33,7 @@ struct cap_http_config {
     size_t key_count;
     struct cap_service *svc;
     unsigned threads;         /* 0: 2 */
+    struct cap_jobs_api *jobs; /* job routes and GET /events; NULL: they answer 503 */
 };
 
 struct cap_http;

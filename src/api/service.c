@@ -4,6 +4,8 @@
  * recordings back when their RTP returns, and closes the ones that stay silent. */
 #include "api/service.h"
 
+#include "ingest/uploader.h"
+#include "store/blob.h"
 #include "store/catalog.h"
 #include "track/pcap.h"
 #include "util/clock.h"
@@ -50,6 +52,7 @@ struct cap_service {
     size_t pending_count;
     int64_t last_persist;
     int64_t started_mono;
+    struct cap_uploader *uploader;  /* NULL: the data folder is the store */
 };
 
 void cap_reply_error(struct cap_reply *r, int status, int code, const char *message)
@@ -268,6 +271,28 @@ static void restore_room(void *user, json_t *state)
     cap_engine_restore_room(&((struct cap_service *)user)->engine, state);
 }
 
+/* Chunks already uploaded have left the spool: their counts come from their indexes in the
+ * store. If the store cannot be asked, the catalog's counts (at most one persist old) stay. */
+static void add_uploaded_counts(struct cap_service *svc, struct cap_recording *rec, struct cap_rec_track *track,
+                                const char *track_dir, const struct cap_track_totals *saved, bool *store_down)
+{
+    char key[PATH_MAX];
+    snprintf(key, sizeof(key), "rooms/%s/%s/tracks/%s", rec->room_id, rec->recording_id, track->track_id);
+    struct cap_chunk_summary remote;
+    /* One failure is enough to know: the other tracks do not wait for the store again. */
+    if (*store_down || (*store_down = cap_uploader_remote_totals(svc->cfg.storage_url, key, track_dir, &remote) != 0)) {
+        CAP_WARN(&((struct cap_log_ctx){.recording = rec->recording_id, .track = track->track_id}),
+                 "store not reachable: packet counts are the catalog's, not recounted");
+        track->packets = saved->packets;
+        track->bytes = saved->bytes;
+        track->rtcp_packets = saved->rtcp_packets;
+        return;
+    }
+    track->packets += remote.rtp_records;
+    track->bytes += remote.rtp_bytes;
+    track->rtcp_packets += remote.rtcp_records;
+}
+
 /* Repairs every chunk of a recording that was live when the recorder died. */
 static void repair_recording(struct cap_service *svc, struct cap_recording *rec)
 {
@@ -278,6 +303,7 @@ static void repair_recording(struct cap_service *svc, struct cap_recording *rec)
     if (cap_track_dirs_list(dir, &tracks, &count) != 0)
         return;
     struct cap_log_ctx ctx = {.recording = rec->recording_id};
+    bool store_down = false;
     for (size_t i = 0; i < count; i++) {
         const char *name = strrchr(tracks[i], '/') + 1;
         struct cap_rec_track *track = NULL;
@@ -285,6 +311,9 @@ static void repair_recording(struct cap_service *svc, struct cap_recording *rec)
             if (strcmp(rec->tracks[k].track_id, name) == 0)
                 track = &rec->tracks[k];
         /* The disk is the truth about counts: the catalog's are as old as its last write. */
+        struct cap_track_totals saved = {0};
+        if (track)
+            saved = (struct cap_track_totals){track->packets, track->bytes, track->rtcp_packets};
         if (track)
             track->packets = track->bytes = track->rtcp_packets = 0;
         DIR *d = opendir(tracks[i]);
@@ -314,6 +343,8 @@ static void repair_recording(struct cap_service *svc, struct cap_recording *rec)
         }
         if (d)
             closedir(d);
+        if (track && svc->cfg.storage_url)
+            add_uploaded_counts(svc, rec, track, tracks[i], &saved, &store_down);
     }
     cap_track_dirs_free(tracks, count);
 }
@@ -417,13 +448,7 @@ static void *maint_main(void *arg)
     struct cap_service *svc = arg;
     pthread_mutex_lock(&svc->lock);
     while (svc->running) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += MAINT_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = cap_clock_deadline_ns(MAINT_TICK_MS * CAP_NS_PER_MS);
         pthread_cond_timedwait(&svc->maint_cond, &svc->lock, &until);
         if (svc->running)
             maintain(svc);
@@ -433,6 +458,27 @@ static void *maint_main(void *arg)
 }
 
 /* ---- lifecycle ---- */
+
+/* With a store other than the data folder, the spool's uploader runs (after recovery, which
+ * repairs what it must not see torn). A failure to start it is logged: recording still works
+ * and the spool keeps everything until a restart with a working store. */
+static void start_uploader(struct cap_service *svc)
+{
+    const char *url = svc->cfg.storage_url;
+    if (!url || !*url)
+        return;
+    if (!cap_blob_url_is_s3(url)) {
+        char a[PATH_MAX], b[PATH_MAX];
+        const char *dir = strncmp(url, "file://", 7) == 0 ? url + 7 : url;
+        if (realpath(dir, a) && realpath(svc->data_dir, b) && strcmp(a, b) == 0)
+            return;
+    }
+    struct cap_uploader_config ucfg = {.data_dir = svc->data_dir, .storage_url = url,
+                                       .quota_bytes = svc->cfg.spool_quota_bytes, .keep_local = svc->cfg.spool_keep};
+    char why[512];
+    if (cap_uploader_start(&svc->uploader, &ucfg, why, sizeof(why)) != 0)
+        CAP_ERROR(NULL, "the spool uploader did not start: %s; recordings stay in %s", why, svc->data_dir);
+}
 
 int cap_service_open(struct cap_service **out, const struct cap_service_config *cfg)
 {
@@ -497,6 +543,7 @@ int cap_service_open(struct cap_service **out, const struct cap_service_config *
     json_decref(recordings);
     svc->running = true;
     pthread_mutex_unlock(&svc->lock);
+    start_uploader(svc);
     pthread_create(&svc->maint, NULL, maint_main, svc);
     *out = svc;
     return 0;
@@ -523,6 +570,8 @@ void cap_service_close(struct cap_service *svc)
     }
     pthread_mutex_unlock(&svc->lock);
     cap_ingest_stop(svc->ingest);
+    /* Last: what the shutdown just sealed and wrote goes up too. */
+    cap_uploader_stop(svc->uploader);
     cap_catalog_close(svc->catalog);
     cap_engine_deinit(&svc->engine);
     free(svc);
@@ -803,6 +852,19 @@ char *cap_service_metrics(struct cap_service *svc)
     GAUGE("active_tracks", "Tracks being written.", "%lld", (long long)atomic_load(&c->active_tracks));
     long long backlog = svc->cfg.sink.backlog ? (long long)svc->cfg.sink.backlog(svc->cfg.sink.user) : 0;
     GAUGE("webhook_backlog", "Webhook deliveries not yet acknowledged.", "%lld", backlog);
+    if (svc->uploader) {
+        struct cap_uploader_stats u;
+        cap_uploader_get_stats(svc->uploader, &u);
+        GAUGE("upload_backlog_files", "Sealed chunks and recording files in the spool not yet in the store.", "%llu",
+              (unsigned long long)u.backlog_files);
+        GAUGE("upload_backlog_bytes", "Bytes in the spool not yet in the store.", "%llu",
+              (unsigned long long)u.backlog_bytes);
+        COUNTER("uploads_total", "Objects uploaded and confirmed in the store.", u.uploads);
+        COUNTER("upload_failures_total", "Failed upload attempts (each retry counts).", u.failures);
+        COUNTER("spool_chunks_deleted_total", "Local chunks removed after their upload was confirmed.", u.deleted);
+        GAUGE("spool_over_quota", "1 while the upload backlog is over --spool-quota-mb.", "%d", u.over_quota ? 1 : 0);
+        GAUGE("upload_store_up", "1 while the last upload attempt reached the store.", "%d", u.store_ok ? 1 : 0);
+    }
 #undef COUNTER
 #undef GAUGE
     if (cap_buf_append_byte(&b, 0) != 0) {

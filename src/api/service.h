@@ -31,6 +31,11 @@ struct cap_service_config {
     int64_t recover_window_ns;      /* how long an interrupted recording waits for its RTP */
     int node;
     struct cap_event_sink sink;
+    /* A store URL other than the data folder itself (an S3 bucket, say): closed chunks and
+     * the recording files go up to it and sealed chunks leave the spool once confirmed there. */
+    const char *storage_url;
+    uint64_t spool_quota_bytes;     /* backlog past this raises the alarm; 0: none */
+    bool spool_keep;                /* upload but keep local copies (tests) */
 };
 
 struct cap_service;

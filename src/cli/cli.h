@@ -8,10 +8,17 @@
 /* Prints "capstan CMD: message" on stderr and returns code, for `return cli_fail(...)`. */
 int cli_fail(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Parses a whole decimal number from lo to hi for option `name`; otherwise says so (as
+ * cli_fail) and returns CLI_EXIT_USAGE. */
+int cli_parse_long(const char *cmd, const char *name, const char *text, long lo, long hi, long *out);
+
 int cmd_import_pcap(int argc, char **argv);
+int cmd_import_mjr(int argc, char **argv);
 int cmd_export_pcap(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_storage(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 
 #endif

@@ -5,8 +5,11 @@
 
 #include "api/http.h"
 #include "api/service.h"
+#include "cli/serve_jobs.h"
 #include "hooks/outbox.h"
 #include "hooks/webhook.h"
+#include "store/blob.h"
+#include "store/s3.h"
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -16,6 +19,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +53,21 @@ static const char *const help =
     "                         continue before it stays interrupted (60)\n"
     "  --node N               node number in webhook events (1)\n"
     "  --log-level LEVEL      error, warn, info or debug (info)\n"
-    "  --storage URL          only local storage for now (the default)\n"
-    "  --queue URL            only the embedded queue for now (the default)\n"
-    "  --workers N            accepted for the job workers to come\n";
+    "  --storage URL          where recordings end up: the data folder (default), another\n"
+    "                         folder, or s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=R\n"
+    "                         (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or URL\n"
+    "                         access_key=&secret_key=). Sealed chunks and the recording files\n"
+    "                         go up as they close; local chunks go once the store has them\n"
+    "  --spool-quota-mb N     alarm (log and metric) when more than N MiB wait for the store;\n"
+    "                         recording goes on, nothing is dropped (0: no quota)\n"
+    "  --spool-keep           upload but never delete the local chunks\n"
+    "  --queue URL            job queue: sqlite (DATA/jobs.db, the default) or\n"
+    "                         redis://[:PASSWORD@]HOST:PORT[/DB] (workers anywhere)\n"
+    "  --workers N            job worker threads in this process (1; 0: none here)\n"
+    "  --visibility-ms N      a job whose worker stops renewing its lease for N ms is\n"
+    "                         handed to another worker (30000)\n"
+    "  --auto-convert KIND    when a room closes, convert its stopped recordings:\n"
+    "                         transmux, compose or convert (both)\n";
 
 static volatile sig_atomic_t stopping;
 
@@ -74,6 +90,12 @@ struct serve_options {
     size_t webhook_count;
     const char *webhook_secret;
     long fsync_ms, chunk_mb, chunk_seconds, recover_seconds, node;
+    const char *queue;
+    long workers, visibility_ms;
+    const char *auto_convert;
+    const char *storage;
+    long spool_quota_mb;
+    bool spool_keep;
 };
 
 static const char *cmd = "serve";
@@ -99,17 +121,6 @@ static int parse_host_port(const char *text, char *host, size_t size, uint16_t *
     if (*end || p < 0 || p > 65535 || end == colon + 1)
         return -1;
     *port = (uint16_t)p;
-    return 0;
-}
-
-static int parse_long(const char *name, const char *text, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < lo || v > hi)
-        return cli_fail(cmd, CLI_EXIT_USAGE, "%s takes a number from %ld to %ld, not '%s'", name, lo, hi, text);
-    *out = v;
     return 0;
 }
 
@@ -168,31 +179,47 @@ static int apply_option(struct serve_options *o, const char *name, const char *v
     } else if (strcmp(name, "webhook-secret") == 0) {
         o->webhook_secret = value;
     } else if (strcmp(name, "fsync-ms") == 0) {
-        return parse_long("--fsync-ms", value, 1, 3600000, &o->fsync_ms);
+        return cli_parse_long(cmd, "--fsync-ms", value, 1, 3600000, &o->fsync_ms);
     } else if (strcmp(name, "chunk-mb") == 0) {
-        return parse_long("--chunk-mb", value, 1, 4096, &o->chunk_mb);
+        return cli_parse_long(cmd, "--chunk-mb", value, 1, 4096, &o->chunk_mb);
     } else if (strcmp(name, "chunk-seconds") == 0) {
-        return parse_long("--chunk-seconds", value, 1, 86400, &o->chunk_seconds);
+        return cli_parse_long(cmd, "--chunk-seconds", value, 1, 86400, &o->chunk_seconds);
     } else if (strcmp(name, "recover-seconds") == 0) {
-        return parse_long("--recover-seconds", value, 1, 86400, &o->recover_seconds);
+        return cli_parse_long(cmd, "--recover-seconds", value, 1, 86400, &o->recover_seconds);
     } else if (strcmp(name, "node") == 0) {
-        return parse_long("--node", value, 0, 1000000, &o->node);
+        return cli_parse_long(cmd, "--node", value, 0, 1000000, &o->node);
     } else if (strcmp(name, "log-level") == 0) {
         enum cap_log_level level;
         if (cap_log_parse_level(value, &level) != 0)
             return cli_fail(cmd, CLI_EXIT_USAGE, "--log-level takes error, warn, info or debug");
         cap_log_set_level(level);
     } else if (strcmp(name, "storage") == 0) {
-        if (strncmp(value, "file://", 7) != 0 && value[0] != '/' && value[0] != '.')
-            return cli_fail(cmd, CLI_EXIT_USAGE,
-                            "--storage: only local storage exists in this version (S3 comes with the jobs work)");
+        /* Checked now for a clear message; the store itself is only reached once running. */
+        struct cap_s3_config s3;
+        char why[512];
+        if (cap_blob_url_is_s3(value) && cap_s3_parse_url(value, &s3, why, sizeof(why)) != 0)
+            return cli_fail(cmd, CLI_EXIT_USAGE, "--storage: %s", why);
+        if (!cap_blob_url_is_s3(value) && (strstr(value, "://") && strncmp(value, "file:///", 8) != 0))
+            return cli_fail(cmd, CLI_EXIT_USAGE, "--storage takes a folder, file:///DIR or s3://BUCKET/PREFIX?..., not '%.100s'",
+                            value);
+        o->storage = value;
+    } else if (strcmp(name, "spool-quota-mb") == 0) {
+        return cli_parse_long(cmd, "--spool-quota-mb", value, 0, 1L << 30, &o->spool_quota_mb);
+    } else if (strcmp(name, "spool-keep") == 0) {
+        o->spool_keep = true;
     } else if (strcmp(name, "queue") == 0) {
-        if (strcmp(value, "sqlite") != 0 && strcmp(value, "embedded") != 0)
-            return cli_fail(cmd, CLI_EXIT_USAGE,
-                            "--queue: only the embedded queue exists in this version (Redis comes with the jobs work)");
+        if (strcmp(value, "sqlite") != 0 && strcmp(value, "embedded") != 0 && strncmp(value, "sqlite:", 7) != 0 &&
+            strncmp(value, "redis://", 8) != 0)
+            return cli_fail(cmd, CLI_EXIT_USAGE, "--queue takes sqlite or redis://HOST:PORT, not '%s'", value);
+        o->queue = value;
     } else if (strcmp(name, "workers") == 0) {
-        long ignored;
-        return parse_long("--workers", value, 0, 256, &ignored);
+        return cli_parse_long(cmd, "--workers", value, 0, 256, &o->workers);
+    } else if (strcmp(name, "visibility-ms") == 0) {
+        return cli_parse_long(cmd, "--visibility-ms", value, 100, 86400000, &o->visibility_ms);
+    } else if (strcmp(name, "auto-convert") == 0) {
+        if (strcmp(value, "transmux") != 0 && strcmp(value, "compose") != 0 && strcmp(value, "convert") != 0)
+            return cli_fail(cmd, CLI_EXIT_USAGE, "--auto-convert takes transmux, compose or convert, not '%s'", value);
+        o->auto_convert = value;
     }
     return 0;
 }
@@ -207,6 +234,8 @@ static const struct option options[] = {
     {"node", required_argument, NULL, 0},          {"log-level", required_argument, NULL, 0},
     {"storage", required_argument, NULL, 0},       {"queue", required_argument, NULL, 0},
     {"workers", required_argument, NULL, 0},       {"help", no_argument, NULL, 'h'},
+    {"visibility-ms", required_argument, NULL, 0}, {"auto-convert", required_argument, NULL, 0},
+    {"spool-quota-mb", required_argument, NULL, 0}, {"spool-keep", no_argument, NULL, 0},
     {NULL, 0, NULL, 0},
 };
 
@@ -286,14 +315,18 @@ static int default_key(struct serve_options *o, bool *generated)
 struct sink_ctx {
     struct cap_outbox *outbox;
     struct cap_webhook_sender *sender;
+    bool webhooks;
+    struct serve_jobs *_Atomic jobs;   /* set once the job side is open */
 };
 
 static int sink_emit(void *user, const char *event_id, const char *body, size_t len)
 {
     struct sink_ctx *s = user;
-    int err = cap_outbox_enqueue(s->outbox, event_id, body, len);
+    int err = s->webhooks ? cap_outbox_enqueue(s->outbox, event_id, body, len) : 0;
     if (!err && s->sender)
         cap_webhook_sender_wake(s->sender);
+    /* GET /events and auto-convert see every event, webhooks or not. */
+    serve_jobs_on_event(atomic_load(&s->jobs), body, len);
     return err;
 }
 
@@ -318,6 +351,8 @@ int cmd_serve(int argc, char **argv)
     o.chunk_seconds = 60;
     o.recover_seconds = 60;
     o.node = 1;
+    o.workers = 1;
+    o.visibility_ms = CAP_QUEUE_DEFAULT_VISIBILITY_MS;
     char *env_storage = NULL;
     int code = apply_environment(&o, &env_storage);
     if (code)
@@ -352,6 +387,10 @@ int cmd_serve(int argc, char **argv)
     int err = cap_mkdir_p(o.data);
     if (err)
         return cli_fail(cmd, CLI_EXIT_FAILURE, "--data %s: %s", o.data, cap_strerror(err));
+    /* A local --storage folder is made like the data folder. */
+    if (o.storage && !cap_blob_url_is_s3(o.storage) &&
+        (err = cap_mkdir_p(strncmp(o.storage, "file://", 7) == 0 ? o.storage + 7 : o.storage)))
+        return cli_fail(cmd, CLI_EXIT_FAILURE, "--storage %s: %s", o.storage, cap_strerror(err));
     char data_dir[PATH_MAX];
     if (!realpath(o.data, data_dir))
         return cli_fail(cmd, CLI_EXIT_FAILURE, "--data %s: %s", o.data, strerror(errno));
@@ -367,7 +406,7 @@ int cmd_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    struct sink_ctx sink = {0};
+    struct sink_ctx sink = {.webhooks = o.webhook_count > 0};
     char outbox_path[PATH_MAX + 16];
     snprintf(outbox_path, sizeof(outbox_path), "%s/outbox.db", o.data);
     if ((err = cap_outbox_open(&sink.outbox, outbox_path)))
@@ -393,7 +432,10 @@ int cmd_serve(int argc, char **argv)
         .max_chunk_ns = o.chunk_seconds * CAP_NS_PER_SEC,
         .recover_window_ns = o.recover_seconds * CAP_NS_PER_SEC,
         .node = (int)o.node,
-        .sink = {.emit = o.webhook_count ? sink_emit : NULL, .backlog = sink_backlog, .user = &sink},
+        .sink = {.emit = sink_emit, .backlog = sink_backlog, .user = &sink},
+        .storage_url = o.storage,
+        .spool_quota_bytes = (uint64_t)o.spool_quota_mb << 20,
+        .spool_keep = o.spool_keep,
     };
     struct cap_service *svc;
     if ((err = cap_service_open(&svc, &scfg))) {
@@ -402,11 +444,29 @@ int cmd_serve(int argc, char **argv)
         return cli_fail(cmd, CLI_EXIT_FAILURE, "cannot start the recorder in %s (--rtp-host %s): %s",
                         o.data, o.rtp_host, cap_strerror(err));
     }
+    char why[256] = "";
+    struct serve_jobs_config jcfg = {.data_dir = o.data, .queue_url = o.queue, .auto_convert = o.auto_convert,
+                                     .workers = o.workers, .visibility_ms = o.visibility_ms, .node = (int)o.node,
+                                     .storage_url = o.storage,
+                                     .svc = svc, .outbox = sink.outbox, .sender = sink.sender,
+                                     .webhooks = o.webhook_count > 0};
+    struct serve_jobs *jobs;
+    if ((err = serve_jobs_open(&jobs, &jcfg, why, sizeof(why)))) {
+        cap_service_close(svc);
+        cap_webhook_sender_stop(sink.sender);
+        cap_outbox_close(sink.outbox);
+        return cli_fail(cmd, CLI_EXIT_FAILURE, "jobs: %s", why);
+    }
+    atomic_store(&sink.jobs, jobs);
     struct cap_http_config hcfg = {.host = o.http_host, .port = o.http_port, .keys = o.keys,
-                                   .key_count = o.key_count, .svc = svc};
-    struct cap_http *http;
-    char why[256];
-    if ((err = cap_http_start(&http, &hcfg, why, sizeof(why)))) {
+                                   .key_count = o.key_count, .svc = svc, .jobs = serve_jobs_api(jobs)};
+    struct cap_http *http = NULL;
+    err = cap_http_start(&http, &hcfg, why, sizeof(why));
+    if (!err && (err = serve_jobs_start(jobs, why, sizeof(why))))
+        cap_http_stop(http);
+    if (err) {
+        atomic_store(&sink.jobs, NULL);
+        serve_jobs_close(jobs);
         cap_service_close(svc);
         cap_webhook_sender_stop(sink.sender);
         cap_outbox_close(sink.outbox);
@@ -432,6 +492,8 @@ int cmd_serve(int argc, char **argv)
 
     CAP_INFO(NULL, "stopping");
     cap_http_stop(http);
+    atomic_store(&sink.jobs, NULL);
+    serve_jobs_close(jobs);
     cap_service_close(svc);
     cap_webhook_sender_stop(sink.sender);
     cap_outbox_close(sink.outbox);

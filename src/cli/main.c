@@ -1,7 +1,9 @@
 /* capstan: the command-line front door. One table of subcommands, one file each. */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,10 +17,13 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the recorder: control API, RTP ingest, spool, webhooks"},
-    {"convert", cmd_convert, "turn a recording into media: one file per track (--transmux)"},
+    {"worker", cmd_worker, "run job workers (transmux, compose, export) from a Redis queue"},
+    {"convert", cmd_convert, "turn a recording into media: per-track files, or the room composed into one"},
     {"import-pcap", cmd_import_pcap, "import RTP/RTCP from a pcap or pcapng capture into a recording"},
+    {"import-mjr", cmd_import_mjr, "import Janus .mjr recordings (one track per file) into a recording"},
     {"export-pcap", cmd_export_pcap, "write a recording's packets back out as a pcap capture"},
     {"inspect", cmd_inspect, "report a recording's tracks: codecs, packets, times, loss"},
+    {"storage", cmd_storage, "check, list, fetch, put and presign objects in a store (folder or S3)"},
 };
 
 int cli_fail(const char *cmd, int code, const char *fmt, ...)
@@ -30,6 +35,18 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return code;
+}
+
+int cli_parse_long(const char *cmd, const char *name, const char *text, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < lo || v > hi)
+        return cli_fail(cmd, CLI_EXIT_USAGE, "%s takes a number from %ld to %ld, not '%s'", name, lo,
+                        hi, text);
+    *out = v;
+    return 0;
 }
 
 static void usage(FILE *out)

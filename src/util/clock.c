@@ -20,6 +20,21 @@ int64_t cap_clock_wall_ns(void)
     return (int64_t)ts.tv_sec * CAP_NS_PER_SEC + ts.tv_nsec;
 }
 
+struct timespec cap_clock_deadline_ns(int64_t ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ns < 0)
+        ns = 0;
+    ts.tv_sec += (time_t)(ns / CAP_NS_PER_SEC);
+    ts.tv_nsec += (long)(ns % CAP_NS_PER_SEC);
+    if (ts.tv_nsec >= CAP_NS_PER_SEC) {
+        ts.tv_sec++;
+        ts.tv_nsec -= CAP_NS_PER_SEC;
+    }
+    return ts;
+}
+
 int64_t cap_clock_ntp_to_unix_ns(uint64_t ntp)
 {
     uint64_t seconds = ntp >> 32;

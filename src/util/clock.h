@@ -5,12 +5,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CAP_NS_PER_SEC INT64_C(1000000000)
 #define CAP_NS_PER_MS INT64_C(1000000)
 
 int64_t cap_clock_mono_ns(void);
 int64_t cap_clock_wall_ns(void);
+
+/* The CLOCK_REALTIME deadline `ns` from now, as pthread_cond_timedwait takes it. */
+struct timespec cap_clock_deadline_ns(int64_t ns);
 
 /* 64-bit NTP timestamp (RFC 5905 era 0) <-> ns since the Unix epoch. */
 int64_t cap_clock_ntp_to_unix_ns(uint64_t ntp);

@@ -85,6 +85,55 @@ def write(folder, name, data):
         f.write(data)
 
 
+def mjr(magic, info, frames):
+    """A Janus .mjr: magic, 2-byte length, JSON info header, then frames."""
+    head = info.encode()
+    return magic + struct.pack(">H", len(head)) + head + b"".join(frames)
+
+
+def mjr_samples():
+    video = ('{"t":"v","c":"vp8","f":"max-fs=12288","x":{"1":"urn:ietf:params:rtp-hdrext:sdes:mid"},'
+             '"s":1700000000000000,"u":1700000000100000}')
+    packets = [rtp(i, marker=i % 3 == 2) for i in range(6)]
+    v2 = [b"MEET" + struct.pack(">IH", 33 * i, len(p)) + p for i, p in enumerate(packets)]
+    v2.append(b"MEET" + struct.pack(">IH", 300, 3) + b"abc")   # not RTP
+    v2_file = mjr(b"MJR00002", video, v2)
+    opus = [rtp(i, ssrc=0xAABBCCDD, pt=111, payload=b"\xfc\xff\xfe") for i in range(4)]
+    v1 = [b"MEETECHO" + struct.pack(">H", len(p)) + p for p in opus]
+    g711 = [b"MEET" + struct.pack(">IH", 20 * i, len(p)) + p
+            for i, p in enumerate(rtp(i, ssrc=5, pt=8, payload=b"\xd5" * 160) for i in range(3))]
+    return {
+        "vp8_v2.mjr": v2_file,
+        "opus_v1.mjr": mjr(b"MJR00001", '{"t":"a","c":"opus","s":1,"u":2}', v1),
+        "g711_v2.mjr": mjr(b"MJR00002", '{"t":"a","c":"g711","s":1,"u":2}', g711),
+        "cut.mjr": v2_file[: len(v2_file) - 9],
+        "data_refused.mjr": mjr(b"MJR00002", '{"t":"d","c":"text","s":1,"u":2}', []),
+    }
+
+
+def write_mjr_seeds():
+    for name, data in mjr_samples().items():
+        write("fuzz_mjr", name, data)
+
+
+def s3_samples():
+    """fuzz_s3: a mode byte (0 store URL, 1 ListObjectsV2 answer, other: URI encoding), then text."""
+    listing = (b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/'
+               b'2006-03-01/"><Name>b</Name><Prefix>pre/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>'
+               b'<IsTruncated>true</IsTruncated><Contents><Key>pre/rooms/r/rec/metadata.json</Key><Size>123</Size>'
+               b'<ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag></Contents><Contents><Key>other/x</Key>'
+               b'<Size>1</Size></Contents><NextContinuationToken>1/abc==</NextContinuationToken></ListBucketResult>')
+    return {
+        "url_endpoint": b"\x00s3://bucket/pre/fix?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=eu-west-1"
+                        b"&access_key=AK&secret_key=se%2Fcret&part_mb=5&path_style=1",
+        "url_custom": b"\x00http://user:pass@[::1]:4569/bucket/out/a%20b?path_style=true",
+        "url_bad": b"\x00s3://Bad_Bucket/../x?colour=blue",
+        "list_page": b"\x01" + listing,
+        "list_error": b"\x01<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+        "encode": b"\x03rooms/r 1/a+b=c~d_e-f.g/\xc3\xa9*",
+    }
+
+
 def main():
     for name, data in rtp_samples().items():
         write("fuzz_rtp", name, data)
@@ -96,6 +145,9 @@ def main():
     frames.append(udp_frame(b"not rtp at all"))
     capture = pcap(frames)
     write("fuzz_pcap", "vp8_opus_rtcp.pcap", capture)
+    write_mjr_seeds()
+    for name, data in s3_samples().items():
+        write("fuzz_s3", name, data)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "seed.pcap")
         with open(path, "wb") as f:

@@ -86,7 +86,9 @@ def test_environment_configures_and_flags_win(tmp_path):
     (["--webhook", "ftp://x"], "--webhook takes an http:// or https:// URL"),
     (["--log-level", "loud"], "--log-level takes"),
     (["--bogus"], "unknown or incomplete option"),
-    (["--storage", "s3://bucket/prefix"], "only local storage"),
+    (["--storage", "s3:///prefix"], "bad bucket name"),
+    (["--storage", "s3://bucket/p?endpoint=ftp://x&access_key=a&secret_key=b"], "endpoint must be http://"),
+    (["--storage", "s3://bucket/p?bogus=1&access_key=a&secret_key=b"], "unknown S3 URL parameter 'bogus'"),
 ])
 def test_bad_options_are_refused(tmp_path, args, message):
     proc = run_capstan("serve", "--data", tmp_path / "d", *args, check=False, timeout=20)

@@ -271,6 +271,18 @@ class S3Server:
         """Where s3rver keeps an object's bytes on disk."""
         return os.path.join(self.root, "s3rver", self.bucket, key + "._S3rver_object")
 
+    def objects(self, prefix):
+        """{key below prefix: path of the object's bytes}, read from s3rver's own folder
+        (an independent reading, not capstan's)."""
+        root = os.path.join(self.root, "s3rver", self.bucket, prefix)
+        found = {}
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                if name.endswith("._S3rver_object"):
+                    full = os.path.join(dirpath, name)
+                    found[os.path.relpath(full, root)[:-len("._S3rver_object")]] = full
+        return found
+
     def start(self):
         assert os.access(S3RVER, os.X_OK), "s3rver missing: run `npm ci` (scripts/setup does)"
         self.log = open(self.log_path, "a")

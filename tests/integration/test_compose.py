@@ -5,7 +5,8 @@ and one leaving mid-recording. The composed files are judged by ffmpeg: pixels s
 each layout cell at chosen times, the frame where the grid reflows against the timeline's
 join and leave, a pin and the speaker filling the main region, a muted peer's tone absent
 from the mix (Goertzel), a screenshare filling the large region, a flash and a beep from
-one sender staying within 20 ms, clean decodes, durations within one frame."""
+one sender staying within 20 ms, clean decodes, durations within one frame. Every test
+runs on the local folder and on an S3 server (the `storage` fixture of conftest.py)."""
 import json
 import math
 import os
@@ -238,8 +239,19 @@ def track_start(summary, track_id):
     return track["start_ms"] / 1000
 
 
+@pytest.fixture(autouse=True)
+def _backend(storage):
+    """Every compose of every test here runs on the local folder and on S3."""
+    global STORAGE
+    STORAGE = storage
+    yield
+
+
+STORAGE = None
+
+
 def compose(rec_dir, out, *args):
-    proc = run_capstan("convert", "--in", rec_dir, "--compose-out", out, "--json", *args)
+    proc = STORAGE.compose(rec_dir, out, "--json", *args)
     return json.loads(proc.stdout)["compose"]
 
 

@@ -36,14 +36,7 @@ def sha256(path):
 
 def stored_objects(s3, prefix):
     """{key below prefix: path of the object's bytes}, read from s3rver's own folder."""
-    root = os.path.join(s3.root, "s3rver", s3.bucket, prefix)
-    found = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            if name.endswith("._S3rver_object"):
-                full = os.path.join(dirpath, name)
-                found[os.path.relpath(full, root)[:-len("._S3rver_object")]] = full
-    return found
+    return s3.objects(prefix)
 
 
 def copy_out(objects, dest):

@@ -1,6 +1,7 @@
 """Transmux against real encoders: each codec this machine can send is captured on
 loopback, imported, converted, and judged by ffmpeg: a clean decode, the frame count sent,
-and the duration within one frame."""
+and the duration within one frame. Every test runs twice, on the local folder and on an
+S3 server (the `storage` fixture of conftest.py)."""
 import json
 import subprocess
 
@@ -44,7 +45,7 @@ def clean_decode(path):
     return proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
 
 
-def capture_and_convert(tmp_path, pipeline, mapping):
+def capture_and_convert(tmp_path, pipeline, mapping, storage):
     ports = free_udp_ports(1)
     cap = Capture(str(tmp_path / "x.pcap"), f"udp and port {ports[0]}")
     run_sender(["gst-launch-1.0", "-q", *pipeline, "!", "udpsink", "host=127.0.0.1", f"port={ports[0]}"], 10)
@@ -53,17 +54,16 @@ def capture_and_convert(tmp_path, pipeline, mapping):
     if mapping:
         args += ["--map", mapping]
     run_capstan(*args)
-    report = json.loads(run_capstan("convert", "--in", tmp_path / "rec", "--transmux", "--out",
-                                    tmp_path / "out", "--json").stdout)
+    report = json.loads(storage.convert(tmp_path / "rec", tmp_path / "out", "--transmux", "--json").stdout)
     return report
 
 
 @pytest.mark.parametrize("codec", sorted(VIDEO))
-def test_video_transmux_decodes_clean_with_every_frame(tmp_path, codec):
+def test_video_transmux_decodes_clean_with_every_frame(tmp_path, codec, storage):
     elements, mapping, ext = VIDEO[codec]
     pipeline = ["videotestsrc", "is-live=true", f"num-buffers={FRAMES}", "pattern=ball", "!",
                 "video/x-raw,width=320,height=240,framerate=30/1", "!", *elements]
-    report = capture_and_convert(tmp_path, pipeline, f"96={mapping}")
+    report = capture_and_convert(tmp_path, pipeline, f"96={mapping}", storage)
     (track,) = report["tracks"]
     assert track["codec"] == codec and track["file"].endswith("." + ext), track
     path = str(tmp_path / "out" / track["file"])
@@ -81,7 +81,7 @@ def test_video_transmux_decodes_clean_with_every_frame(tmp_path, codec):
 
 
 @pytest.mark.parametrize("codec", sorted(AUDIO))
-def test_audio_transmux_decodes_clean_and_lasts_what_was_sent(tmp_path, codec):
+def test_audio_transmux_decodes_clean_and_lasts_what_was_sent(tmp_path, codec, storage):
     elements, mapping, ext = AUDIO[codec]
     seconds = 2
     pipeline = ["audiotestsrc", "is-live=true", f"num-buffers={seconds * 50}", "samplesperbuffer=0",
@@ -89,7 +89,7 @@ def test_audio_transmux_decodes_clean_and_lasts_what_was_sent(tmp_path, codec):
     # 50 buffers per second of 20 ms: audiotestsrc with samplesperbuffer from the caps rate
     rate = int(elements[0].split("rate=")[1].split(",")[0])
     pipeline[3] = f"samplesperbuffer={rate // 50}"
-    report = capture_and_convert(tmp_path, pipeline, mapping)
+    report = capture_and_convert(tmp_path, pipeline, mapping, storage)
     (track,) = report["tracks"]
     assert track["codec"] == codec and track["file"].endswith("." + ext), track
     path = str(tmp_path / "out" / track["file"])

@@ -381,6 +381,11 @@ static int scan_recording(struct cap_uploader *u, const char *rec_dir, const cha
             snprintf(key, sizeof(key), "%s/%s", rec_key, json_names[i]) >= (int)sizeof(key) ||
             stat(dir, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
+        /* A metadata.json that says the recording is over goes up only in a pass that
+         * listed the tracks after it said so, that is with every last chunk before it:
+         * a worker takes a final metadata.json in the store as "the recording is whole". */
+        if (i == 0 && live && !recording_live(rec_dir))
+            continue;
         if (!seen_current(u, dir, (uint64_t)st.st_size, mtime_of(&st)))
             err = work_add(w, dir, key, &st, true, true, false);
     }
@@ -517,6 +522,16 @@ static void check_quota(struct cap_uploader *u)
 }
 
 /* One pass. Returns 0, or the error that stopped it because the store is down. */
+/* "rooms/R/REC/" of a key under a recording. */
+static void recording_key_of(const char *key, char *out, size_t size)
+{
+    const char *p = key;
+    for (int slashes = 0; *p && slashes < 3; p++)
+        if (*p == '/')
+            slashes++;
+    snprintf(out, size, "%.*s", (int)(p - key), key);
+}
+
 static int run_pass(struct cap_uploader *u, bool final)
 {
     u->pass++;
@@ -532,8 +547,13 @@ static int run_pass(struct cap_uploader *u, bool final)
     atomic_store(&u->backlog_bytes, bytes);
     check_quota(u);
     int down = 0;
+    char failed_rec[PATH_MAX] = ""; /* the recording whose chunk failed in this pass */
     for (size_t i = 0; i < w.count && !down; i++) {
         struct item *it = &w.items[i];
+        /* Its files go up only after all of its chunks (items come recording by recording,
+         * chunks before files). */
+        if (it->json && failed_rec[0] && strncmp(it->key, failed_rec, strlen(failed_rec)) == 0)
+            continue;
         if (!final) {
             pthread_mutex_lock(&u->lock);
             bool stop = u->stopping;
@@ -548,6 +568,8 @@ static int run_pass(struct cap_uploader *u, bool final)
             if (e == CAP_ENOENT && access(it->path, F_OK) != 0)
                 continue; /* gone meanwhile (a recording folder removed) */
             if (e) {
+                if (!it->json)
+                    recording_key_of(it->key, failed_rec, sizeof(failed_rec));
                 atomic_fetch_add(&u->failures, 1);
                 report_failure(u, it, e, next_backoff(u));
                 if (store_down(e))

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,8 @@ static int fail(struct attempt *a, int err, const char *fmt, ...)
     va_end(ap);
     return err;
 }
+
+#define REMOTE_LIVE_WAIT_S 300
 
 /* ---- keys, URLs, folders ---- */
 
@@ -116,6 +119,43 @@ static const char *why_of(struct cap_blob_store *s, int err)
     return s && cap_blob_why(s)[0] ? cap_blob_why(s) : cap_strerror(err);
 }
 
+/* The state metadata.json (already fetched to path) gives the recording; "" if it has none. */
+static void recording_state(const char *path, char *out, size_t size)
+{
+    json_t *meta = json_load_file(path, 0, NULL);
+    const char *state = json_string_value(json_object_get(json_object_get(meta, "recording"), "state"));
+    snprintf(out, size, "%s", state ? state : "");
+    json_decref(meta);
+}
+
+/* A recorder puts a recording's chunks into the store as they are sealed, and a
+ * metadata.json saying it is over only once every chunk is there. A job on a recording the
+ * store still shows as live (an auto-convert at room close, say, racing the last upload)
+ * waits for that, at most REMOTE_LIVE_WAIT_S, then converts what the store holds. */
+static int wait_until_whole(struct attempt *a, const char *meta_key, const char *meta_path)
+{
+    const struct cap_job_env *env = a->env;
+    for (int waited = 0;; waited++) {
+        int err = cap_blob_get_file(env->store, meta_key, 0, 0, meta_path);
+        if (err == CAP_ENOENT)
+            return 0; /* an imported recording may have none */
+        if (err)
+            return fail(a, err, "cannot fetch %s: %s", meta_key, why_of(env->store, err));
+        char state[32];
+        recording_state(meta_path, state, sizeof(state));
+        if ((strcmp(state, "recording") != 0 && strcmp(state, "paused") != 0) || !still_held(a))
+            return 0;
+        if (waited == REMOTE_LIVE_WAIT_S) {
+            CAP_WARN(&a->log, "%s still says '%s' after %d s: converting what the store holds",
+                     meta_key, state, REMOTE_LIVE_WAIT_S);
+            return 0;
+        }
+        if (waited == 0)
+            CAP_INFO(&a->log, "%s says '%s': waiting for the recorder to finish uploading", meta_key, state);
+        sleep(1);
+    }
+}
+
 /* Makes the recording readable at a->rec_dir: in place on a local store, else fetched. */
 static int fetch_recording(struct attempt *a)
 {
@@ -139,6 +179,13 @@ static int fetch_recording(struct attempt *a)
     snprintf(prefix, sizeof(prefix), "%s/tracks/", a->record_path);
     snprintf(local, sizeof(local), "%s/tracks", a->rec_dir);
     int err = cap_mkdir_p(local);
+    if (!err) {
+        char key[PATH_MAX + 32], path[PATH_MAX + 32];
+        snprintf(key, sizeof(key), "%s/metadata.json", a->record_path);
+        snprintf(path, sizeof(path), "%s/metadata.json", a->rec_dir);
+        if ((err = wait_until_whole(a, key, path)))
+            return err;
+    }
     int fetched = err ? err : cap_blob_download_prefix(env->store, prefix, local);
     if (fetched < 0)
         return fail(a, fetched, "cannot fetch %s: %s", prefix, why_of(env->store, fetched));

@@ -194,6 +194,10 @@ def _handler(owner):
 
         def _any(self):
             body = self._read_body()
+            refuse = owner.refuse
+            if refuse and refuse(self.command, self.path):
+                self._reply(503, b"<Error><Code>SlowDown</Code><Message>refused by the test</Message></Error>")
+                return
             headers = list(self.headers.items())
             try:
                 kind = verify(self.command, self.path, headers, body, {ACCESS_KEY: SECRET_KEY})
@@ -253,6 +257,7 @@ class S3Server:
         self.rejected = []                     # requests whose signature did not verify
         self.counts = {}                       # verified requests by kind: header, query
         self.requests = []                     # (method, path, query) that reached s3rver
+        self.refuse = None                     # (method, path) -> True: answer 503 (a test's outage)
         os.makedirs(os.path.join(self.root, "s3rver"), exist_ok=True)
         self.log_path = os.path.join(self.root, "s3rver.log")
 

@@ -403,6 +403,48 @@ def test_auto_convert_when_the_room_closes(tmp_path):
 
 # ---- Redis + S3: `capstan worker` processes anywhere ----
 
+def test_auto_convert_waits_for_the_last_chunks_to_reach_the_store(tmp_path):
+    """With S3 storage, the room closes while its last chunks cannot get into the store: the
+    auto-convert job waits until the store holds the whole recording (the recorder puts a
+    final metadata.json there only after every chunk), then converts every frame: the same
+    frames as a convert of the complete recording afterwards."""
+    s3 = S3Server(tmp_path / "s3").start()
+    rx = Receiver(fail_first=0)
+    d = Daemon(tmp_path / "data", ["--storage", s3.url("auto"), "--auto-convert", "transmux",
+                                   "--chunk-seconds", "1", "--webhook", rx.url,
+                                   "--webhook-secret", SECRET]).start()
+    try:
+        rec = record(d, "late", seconds=4)
+        s3.refuse = lambda method, path: method == "PUT" and ".ctrk" in path
+        d.ok("DELETE", "/rooms/late")   # stops the recording: its last chunks are sealed now
+
+        def converted():
+            for job_id, names in job_events(rx).items():
+                if names == ["Started", "Completed"]:
+                    return job_id
+        time.sleep(6)                   # the job has started by now
+        assert not converted(), job_events(rx)
+        s3.refuse = None
+        job_id = wait_for(converted, timeout=120)
+        assert job_id, job_events(rx)
+        job = d.ok("GET", f"/api/convert/job/{job_id}", key=VIEWER_KEY)["data"]
+        tracks = job["result"]["transmux"]["peers"]["ann"]["sessions"]["0"]["track"]
+        whole = json.loads(run_capstan("convert", "--in", s3.url(f"auto/{rec['path']}"), "--transmux",
+                                       "--out", tmp_path / "whole", "--json").stdout)
+        for t in whole["tracks"]:
+            key = tracks[t["track_id"]]["timeline"][0]["path"]
+            got = fetch(s3, s3.url("auto"), key, str(tmp_path / os.path.basename(key)))
+            stream = "v:0" if t["kind"] == "video" else "a:0"
+            ours = probe(got, stream)["streams"][0]["nb_read_frames"]
+            assert int(ours) == int(probe(str(tmp_path / "whole" / t["file"]), stream)["streams"][0]["nb_read_frames"])
+            assert int(ours) > (100 if t["kind"] == "video" else 150), (t, ours)
+        assert s3.rejected == []
+    finally:
+        d.stop()
+        rx.close()
+        s3.cleanup()
+
+
 @pytest.fixture
 def cluster(tmp_path):
     redis = RedisServer(tmp_path / "redis").start()

@@ -455,6 +455,26 @@ static int object_url(struct s3_store *s, const char *key, const char *query, st
     return err ? err : build_url(s, (const char *)fullkey->data, query, url);
 }
 
+static int call(struct s3_store *s, const struct request *rq, struct response *r);
+
+/* One request on one object: its URL (with query) goes into rq, then call. */
+static int call_object(struct s3_store *s, const char *key, const char *query, struct request *rq,
+                       struct response *r)
+{
+    struct cap_buf url, fk;
+    cap_buf_init(&url, 8192);
+    cap_buf_init(&fk, 2048);
+    int err = object_url(s, key, query, &url, &fk);
+    if (!err) {
+        rq->url = (const char *)url.data;
+        err = call(s, rq, r);
+        rq->url = NULL;
+    }
+    cap_buf_deinit(&url);
+    cap_buf_deinit(&fk);
+    return err;
+}
+
 /* ---- hashes ---- */
 
 static void base64(const uint8_t *in, size_t len, char *out)
@@ -508,26 +528,19 @@ static void md5_buf(const void *data, size_t len, uint8_t digest[16])
 static int put_single(struct s3_store *s, const char *key, struct body_source *body,
                       const uint8_t md5[16], const char *payload_hash, const char *content_type)
 {
-    struct cap_buf url, fk;
-    cap_buf_init(&url, 8192);
-    cap_buf_init(&fk, 2048);
-    int err = object_url(s, key, NULL, &url, &fk);
     char what[300], md5_b64[32], md5_hex[33];
     base64(md5, 16, md5_b64);
     hex(md5, 16, md5_hex);
     snprintf(what, sizeof(what), "PUT %.250s", key);
     struct response r;
     response_init(&r, -1);
-    if (!err) {
-        struct request rq = {.method = "PUT",
-                             .url = (const char *)url.data,
-                             .payload_hash = payload_hash,
-                             .content_md5 = md5_b64,
-                             .content_type = content_type,
-                             .body = body,
-                             .what = what};
-        err = call(s, &rq, &r);
-    }
+    struct request rq = {.method = "PUT",
+                         .payload_hash = payload_hash,
+                         .content_md5 = md5_b64,
+                         .content_type = content_type,
+                         .body = body,
+                         .what = what};
+    int err = call_object(s, key, NULL, &rq, &r);
     if (!err && s->cfg.check_etag && r.etag[0] &&
         strncasecmp(r.etag + (r.etag[0] == '"'), md5_hex, 32) != 0) {
         cap_set_why(s->base.why, sizeof(s->base.why),
@@ -536,39 +549,28 @@ static int put_single(struct s3_store *s, const char *key, struct body_source *b
         err = CAP_ECHECKSUM;
     }
     response_deinit(&r);
-    cap_buf_deinit(&url);
-    cap_buf_deinit(&fk);
     return err;
 }
 
 static int abort_multipart(struct s3_store *s, const char *key, const char *upload_id)
 {
-    struct cap_buf query, url, fk;
+    struct cap_buf query;
     cap_buf_init(&query, 4096);
-    cap_buf_init(&url, 8192);
-    cap_buf_init(&fk, 2048);
     int err = cap_buf_printf(&query, "uploadId=");
     if (!err)
         err = cap_sigv4_uri_encode(&query, upload_id, strlen(upload_id), false);
     if (!err)
         err = cap_buf_append_byte(&query, 0);
-    if (!err)
-        err = object_url(s, key, (const char *)query.data, &url, &fk);
     struct response r;
     response_init(&r, -1);
     char what[300];
     snprintf(what, sizeof(what), "abort multipart upload of %.250s", key);
     if (!err) {
-        struct request rq = {.method = "DELETE",
-                             .url = (const char *)url.data,
-                             .payload_hash = CAP_SIGV4_EMPTY_SHA256,
-                             .what = what};
-        err = call(s, &rq, &r);
+        struct request rq = {.method = "DELETE", .payload_hash = CAP_SIGV4_EMPTY_SHA256, .what = what};
+        err = call_object(s, key, (const char *)query.data, &rq, &r);
     }
     response_deinit(&r);
     cap_buf_deinit(&query);
-    cap_buf_deinit(&url);
-    cap_buf_deinit(&fk);
     return err;
 }
 
@@ -784,10 +786,6 @@ static int s3_get_file(struct cap_blob_store *bs, const char *key, uint64_t offs
         cap_set_why(bs->why, sizeof(bs->why), "cannot create %s: %s", path, strerror(errno));
         return err;
     }
-    struct cap_buf url, fk;
-    cap_buf_init(&url, 8192);
-    cap_buf_init(&fk, 2048);
-    int err = object_url(s, key, NULL, &url, &fk);
     char range[64], what[300];
     if (length)
         snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)offset,
@@ -798,46 +796,32 @@ static int s3_get_file(struct cap_blob_store *bs, const char *key, uint64_t offs
     snprintf(what, sizeof(what), "GET %.250s", key);
     struct response r;
     response_init(&r, fd);
-    if (!err) {
-        struct request rq = {.method = "GET",
-                             .url = (const char *)url.data,
-                             .payload_hash = CAP_SIGV4_EMPTY_SHA256,
-                             .range = ranged ? range : NULL,
-                             .what = what};
-        err = call(s, &rq, &r);
-        if (!err && ranged && r.status != 206) {
-            cap_set_why(bs->why, sizeof(bs->why), "%s: the server ignored the range %s", what, range);
-            err = CAP_EUNSUPPORTED;
-        }
+    struct request rq = {.method = "GET",
+                         .payload_hash = CAP_SIGV4_EMPTY_SHA256,
+                         .range = ranged ? range : NULL,
+                         .what = what};
+    int err = call_object(s, key, NULL, &rq, &r);
+    if (!err && ranged && r.status != 206) {
+        cap_set_why(bs->why, sizeof(bs->why), "%s: the server ignored the range %s", what, range);
+        err = CAP_EUNSUPPORTED;
     }
     if (close(fd) != 0 && !err)
         err = -errno;
     if (err)
         unlink(path);
     response_deinit(&r);
-    cap_buf_deinit(&url);
-    cap_buf_deinit(&fk);
     return err;
 }
 
 static int s3_head(struct cap_blob_store *bs, const char *key, struct cap_blob_info *out)
 {
     struct s3_store *s = (struct s3_store *)bs;
-    struct cap_buf url, fk;
-    cap_buf_init(&url, 8192);
-    cap_buf_init(&fk, 2048);
-    int err = object_url(s, key, NULL, &url, &fk);
     char what[300];
     snprintf(what, sizeof(what), "HEAD %.250s", key);
     struct response r;
     response_init(&r, -1);
-    if (!err) {
-        struct request rq = {.method = "HEAD",
-                             .url = (const char *)url.data,
-                             .payload_hash = CAP_SIGV4_EMPTY_SHA256,
-                             .what = what};
-        err = call(s, &rq, &r);
-    }
+    struct request rq = {.method = "HEAD", .payload_hash = CAP_SIGV4_EMPTY_SHA256, .what = what};
+    int err = call_object(s, key, NULL, &rq, &r);
     if (!err) {
         curl_off_t len = -1;
         curl_easy_getinfo(s->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
@@ -850,34 +834,21 @@ static int s3_head(struct cap_blob_store *bs, const char *key, struct cap_blob_i
         }
     }
     response_deinit(&r);
-    cap_buf_deinit(&url);
-    cap_buf_deinit(&fk);
     return err;
 }
 
 static int s3_del(struct cap_blob_store *bs, const char *key)
 {
     struct s3_store *s = (struct s3_store *)bs;
-    struct cap_buf url, fk;
-    cap_buf_init(&url, 8192);
-    cap_buf_init(&fk, 2048);
-    int err = object_url(s, key, NULL, &url, &fk);
     char what[300];
     snprintf(what, sizeof(what), "DELETE %.250s", key);
     struct response r;
     response_init(&r, -1);
-    if (!err) {
-        struct request rq = {.method = "DELETE",
-                             .url = (const char *)url.data,
-                             .payload_hash = CAP_SIGV4_EMPTY_SHA256,
-                             .what = what};
-        err = call(s, &rq, &r);
-        if (err == CAP_ENOENT)
-            err = 0; /* deleting what is not there is done */
-    }
+    struct request rq = {.method = "DELETE", .payload_hash = CAP_SIGV4_EMPTY_SHA256, .what = what};
+    int err = call_object(s, key, NULL, &rq, &r);
+    if (err == CAP_ENOENT)
+        err = 0; /* deleting what is not there is done */
     response_deinit(&r);
-    cap_buf_deinit(&url);
-    cap_buf_deinit(&fk);
     return err;
 }
 

@@ -134,6 +134,36 @@ def s3_samples():
     }
 
 
+def depay_input(codec_byte, packets):
+    """fuzz_depay's input: a codec selector byte, then packets as 2-byte length, flags (bit 0
+    marker, bit 1 new timestamp, bit 2 a packet lost before), payload."""
+    out = bytes([codec_byte])
+    for flags, payload in packets:
+        out += struct.pack(">HB", len(payload), flags) + payload
+    return out
+
+
+MARK, NEW_TS = 1, 2
+
+
+def depay_samples():
+    """One small valid stream per codec (the selector picks codecs[b % 9], fmtp (b >> 4) % 3)."""
+    h = bytes.fromhex
+    return {
+        "vp8": depay_input(0x00, [(NEW_TS | MARK, h("10009d012a4001f000")),    # keyframe start
+                                  (NEW_TS, h("908005000102")),                 # PictureID, start
+                                  (MARK, h("000304"))]),                       # continuation
+        "vp9": depay_input(0x01, [(NEW_TS, h("8e8001000000")), (MARK, h("84800101"))]),
+        "h264": depay_input(0x12, [(NEW_TS | MARK, h("1800026742000268ce0003658884")),  # STAP-A SPS PPS IDR
+                                   (NEW_TS, h("7c850102")), (MARK, h("7c4503"))]),     # FU-A start, end
+        "h265": depay_input(0x23, [(NEW_TS | MARK, h("6001000240010002420100032601af")),  # AP VPS SPS IDR
+                                   (NEW_TS, h("620193af")), (MARK, h("62015301"))]),     # FU start, end
+        "av1": depay_input(0x04, [(NEW_TS | MARK, h("180a0800000024c43fffe610053200100001"))]),
+        "opus": depay_input(0x05, [(NEW_TS, h("fcfffe")), (NEW_TS, h("f8"))]),
+        "pcmu": depay_input(0x06, [(NEW_TS, b"\xff" * 160)]),
+    }
+
+
 def main():
     for name, data in rtp_samples().items():
         write("fuzz_rtp", name, data)
@@ -146,6 +176,8 @@ def main():
     capture = pcap(frames)
     write("fuzz_pcap", "vp8_opus_rtcp.pcap", capture)
     write_mjr_seeds()
+    for name, data in depay_samples().items():
+        write("fuzz_depay", name, data)
     for name, data in s3_samples().items():
         write("fuzz_s3", name, data)
     with tempfile.TemporaryDirectory() as tmp:

@@ -182,13 +182,6 @@ class Storage:
                 run_capstan("storage", "put", url, os.path.relpath(path, rec_dir), path)
         return key
 
-    def _fetch(self, prefix, dest):
-        objects = self.s3.objects(prefix)
-        for key, path in objects.items():
-            os.makedirs(os.path.dirname(os.path.join(dest, key)), exist_ok=True)
-            shutil.copyfile(path, os.path.join(dest, key))
-        return objects
-
     def convert(self, rec_dir, out_dir, *args, check=True):
         """capstan convert --in REC --out OUT ARGS; the outputs end up in out_dir."""
         if self.s3 is None:
@@ -196,7 +189,8 @@ class Storage:
         key = self._put(rec_dir)
         proc = run_capstan("convert", "--in", self.s3.url(key), "--out", self.s3.url(key + "-out"), *args,
                            check=check)
-        self._fetch(key + "-out", str(out_dir))
+        from s3server import copy_objects
+        copy_objects(self.s3.objects(key + "-out"), str(out_dir))
         return proc
 
     def compose(self, rec_dir, out_file, *args, check=True):

@@ -246,6 +246,15 @@ def _handler(owner):
     return Handler
 
 
+def copy_objects(objects, dest):
+    """Objects ({key: s3rver's file of it}, from S3Server.objects) as a local folder: an
+    independent reading, not capstan's download. Returns dest."""
+    for key, path in objects.items():
+        os.makedirs(os.path.dirname(os.path.join(dest, key)), exist_ok=True)
+        shutil.copyfile(path, os.path.join(dest, key))
+    return dest
+
+
 class S3Server:
     def __init__(self, root, bucket="capstan-test"):
         self.root = str(root)

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import threading
 import time
 import urllib.request
@@ -17,7 +16,7 @@ import pytest
 from conftest import Capture, run_capstan, run_sender
 from daemon import Daemon, wait_for
 from rtpcount import count
-from s3server import S3Server, signature, verify, SignatureError
+from s3server import S3Server, SignatureError, copy_objects, signature, verify
 from senders import gst_peer
 
 VIDEO_SSRC, AUDIO_SSRC = 0x5A5A0001, 0x5A5A0002
@@ -39,12 +38,7 @@ def stored_objects(s3, prefix):
     return s3.objects(prefix)
 
 
-def copy_out(objects, dest):
-    """The objects as a local folder (an independent reading, not capstan's download)."""
-    for key, path in objects.items():
-        os.makedirs(os.path.dirname(os.path.join(dest, key)), exist_ok=True)
-        shutil.copyfile(path, os.path.join(dest, key))
-    return dest
+copy_out = copy_objects
 
 
 def local_chunks(rec_dir):

@@ -550,7 +550,7 @@ static int placeholder_for(struct compose *c, struct peer *p, int w, int h)
         return err;
     if (!with_text && !c->placeholder_text_warned) {
         c->placeholder_text_warned = true;
-        CAP_WARN(&c->log, "no drawtext filter (libfreetype) or no font: placeholders show no names");
+        CAP_WARN(&c->log, "no font for sans-serif (fontconfig): placeholders show no names");
     }
     p->placeholder_serial++;
     return 0;

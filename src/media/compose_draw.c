@@ -3,11 +3,11 @@
 
 #include "capstan/error.h"
 
-#include <libavfilter/avfilter.h>
-#include <libavfilter/buffersink.h>
-#include <libavutil/opt.h>
-#include <libavutil/pixdesc.h>
+#include <fontconfig/fontconfig.h>
+#include <ft2build.h>
+#include FT_FREETYPE_H
 #include <libswscale/swscale.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,60 +79,141 @@ void cap_draw_copy(AVFrame *canvas, struct cap_rect r, const AVFrame *img)
                    img->data[plane] + (size_t)row * img->linesize[plane], (size_t)r.w / 2);
 }
 
-/* color -> drawtext -> format -> buffersink, one frame out. */
-static int render_text(AVFrame *out, int w, int h, const char *name)
+/* Decodes one UTF-8 sequence at *s (advancing it); malformed bytes give U+FFFD. */
+static uint32_t next_codepoint(const unsigned char **s)
 {
-    const AVFilter *color = avfilter_get_by_name("color"), *text = avfilter_get_by_name("drawtext"),
-                   *format = avfilter_get_by_name("format"), *sink = avfilter_get_by_name("buffersink");
-    if (!color || !text || !format || !sink)
-        return CAP_EUNSUPPORTED;
-    AVFilterGraph *g = avfilter_graph_alloc();
-    if (!g)
+    const unsigned char *p = *s;
+    uint32_t c = *p++;
+    int more = c >= 0xf0 && c < 0xf8 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+    if (c >= 0x80 && more == 0) {
+        *s = p;
+        return 0xfffd;
+    }
+    c &= 0x7f >> more;
+    for (int i = 0; i < more; i++, p++) {
+        if ((*p & 0xc0) != 0x80) {
+            *s = p;
+            return 0xfffd;
+        }
+        c = c << 6 | (*p & 0x3f);
+    }
+    *s = p;
+    return c;
+}
+
+/* The file fontconfig gives for "sans-serif" (DejaVu Sans on Debian with fonts-dejavu-core).
+ * A configuration of our own, destroyed after: fontconfig's process-wide default is never
+ * freed, and a compose asks for a font only when a placeholder changes size. */
+static int sans_font(char *path, size_t size)
+{
+    FcConfig *cfg = FcInitLoadConfigAndFonts();
+    if (!cfg)
+        return CAP_ENOENT;
+    FcPattern *want = FcNameParse((const FcChar8 *)"sans-serif");
+    if (!want) {
+        FcConfigDestroy(cfg);
         return CAP_ENOMEM;
-    g->nb_threads = 1;
-    int err = CAP_EUNSUPPORTED;
-    AVFilterContext *c_src = avfilter_graph_alloc_filter(g, color, "bg");
-    AVFilterContext *c_txt = avfilter_graph_alloc_filter(g, text, "name");
-    AVFilterContext *c_fmt = avfilter_graph_alloc_filter(g, format, "fmt");
-    AVFilterContext *c_out = avfilter_graph_alloc_filter(g, sink, "out");
-    char size[32], bg[16];
-    snprintf(size, sizeof(size), "%dx%d", w, h);
-    snprintf(bg, sizeof(bg), "0x%02x%02x%02x", 0x38, 0x38, 0x38);
-    /* Text about a tenth of the tile's height, smaller when the name is long. */
+    }
+    FcConfigSubstitute(cfg, want, FcMatchPattern);
+    FcDefaultSubstitute(want);
+    FcResult res;
+    FcPattern *got = FcFontMatch(cfg, want, &res);
+    FcPatternDestroy(want);
+    FcChar8 *file = NULL;
+    int err = CAP_ENOENT;
+    if (got && FcPatternGetString(got, FC_FILE, 0, &file) == FcResultMatch && file &&
+        strlen((const char *)file) < size) {
+        strcpy(path, (const char *)file);
+        err = 0;
+    }
+    if (got)
+        FcPatternDestroy(got);
+    FcConfigDestroy(cfg);
+    return err;
+}
+
+/* Blends a glyph's coverage into the luma plane as white (chroma stays neutral grey). */
+static void blend_glyph(AVFrame *f, const FT_Bitmap *bm, int x0, int y0)
+{
+    for (unsigned row = 0; row < bm->rows; row++) {
+        int y = y0 + (int)row;
+        if (y < 0 || y >= f->height)
+            continue;
+        const uint8_t *src = bm->buffer + (ptrdiff_t)row * bm->pitch;
+        uint8_t *dst = f->data[0] + (size_t)y * f->linesize[0];
+        for (unsigned col = 0; col < bm->width; col++) {
+            int x = x0 + (int)col;
+            if (x < 0 || x >= f->width || src[col] == 0)
+                continue;
+            dst[x] = (uint8_t)(dst[x] + ((235 - dst[x]) * src[col] + 127) / 255);
+        }
+    }
+}
+
+/* name in white, centred on a placeholder-grey tile already allocated in out; FreeType
+ * renders the glyphs of the font fontconfig picks for sans-serif. */
+static int render_text(AVFrame *out, const char *name)
+{
+    int w = out->width, h = out->height;
+    /* Text about an eighth of the tile's height, smaller when the name is long. */
     size_t len = strlen(name);
-    int font = h / 8;
-    if (len > 0 && (long)font * (long)len * 6 > (long)w * 9) /* a glyph is about 0.6 em wide */
-        font = (int)((long)w * 3 / 2 / (long)len);
-    if (font < 6)
-        font = 6;
-    char font_size[16];
-    snprintf(font_size, sizeof(font_size), "%d", font);
-    if (!c_src || !c_txt || !c_fmt || !c_out)
-        goto done;
-    if (av_opt_set(c_src, "color", bg, AV_OPT_SEARCH_CHILDREN) < 0 ||
-        av_opt_set(c_src, "size", size, AV_OPT_SEARCH_CHILDREN) < 0 || avfilter_init_str(c_src, NULL) < 0)
-        goto done;
-    if (av_opt_set(c_txt, "text", name, AV_OPT_SEARCH_CHILDREN) < 0 ||
-        av_opt_set(c_txt, "expansion", "none", AV_OPT_SEARCH_CHILDREN) < 0 ||
-        av_opt_set(c_txt, "fontcolor", "white", AV_OPT_SEARCH_CHILDREN) < 0 ||
-        av_opt_set(c_txt, "fontsize", font_size, AV_OPT_SEARCH_CHILDREN) < 0 ||
-        av_opt_set(c_txt, "x", "(w-text_w)/2", AV_OPT_SEARCH_CHILDREN) < 0 ||
-        av_opt_set(c_txt, "y", "(h-text_h)/2", AV_OPT_SEARCH_CHILDREN) < 0 ||
-        avfilter_init_str(c_txt, NULL) < 0)
-        goto done;
-    if (av_opt_set(c_fmt, "pix_fmts", "yuv420p", AV_OPT_SEARCH_CHILDREN) < 0 || avfilter_init_str(c_fmt, NULL) < 0 ||
-        avfilter_init_str(c_out, NULL) < 0)
-        goto done;
-    if (avfilter_link(c_src, 0, c_txt, 0) < 0 || avfilter_link(c_txt, 0, c_fmt, 0) < 0 ||
-        avfilter_link(c_fmt, 0, c_out, 0) < 0 || avfilter_graph_config(g, NULL) < 0)
-        goto done;
-    if (av_buffersink_get_frame(c_out, out) < 0)
-        goto done;
-    err = out->width == w && out->height == h && out->format == AV_PIX_FMT_YUV420P ? 0 : CAP_EFORMAT;
+    int px = h / 8;
+    if (len > 0 && (long)px * (long)len * 6 > (long)w * 9) /* a glyph is about 0.6 em wide */
+        px = (int)((long)w * 3 / 2 / (long)len);
+    if (px < 6)
+        px = 6;
+    char path[4096];
+    int err = sans_font(path, sizeof(path));
     if (err)
-        av_frame_unref(out);
+        return err;
+    FT_Library ft;
+    if (FT_Init_FreeType(&ft))
+        return CAP_EUNSUPPORTED;
+    FT_Face face;
+    err = CAP_EUNSUPPORTED;
+    if (FT_New_Face(ft, path, 0, &face))
+        goto done_lib;
+    if (FT_Set_Pixel_Sizes(face, 0, (FT_UInt)px))
+        goto done;
+    /* Pass 1: the line's width in pixels (advances and kerning). */
+    long width = 0;
+    FT_UInt prev = 0;
+    for (const unsigned char *s = (const unsigned char *)name; *s;) {
+        FT_UInt gi = FT_Get_Char_Index(face, next_codepoint(&s));
+        if (prev && gi && FT_HAS_KERNING(face)) {
+            FT_Vector k;
+            if (!FT_Get_Kerning(face, prev, gi, FT_KERNING_DEFAULT, &k))
+                width += k.x >> 6;
+        }
+        if (FT_Load_Glyph(face, gi, FT_LOAD_DEFAULT))
+            goto done;
+        width += face->glyph->advance.x >> 6;
+        prev = gi;
+    }
+    long ascender = face->size->metrics.ascender >> 6, descender = face->size->metrics.descender >> 6;
+    long pen = ((long)w - width) / 2;
+    long baseline = ((long)h - (ascender - descender)) / 2 + ascender;
+    /* Pass 2: render and blend. */
+    prev = 0;
+    for (const unsigned char *s = (const unsigned char *)name; *s;) {
+        FT_UInt gi = FT_Get_Char_Index(face, next_codepoint(&s));
+        if (prev && gi && FT_HAS_KERNING(face)) {
+            FT_Vector k;
+            if (!FT_Get_Kerning(face, prev, gi, FT_KERNING_DEFAULT, &k))
+                pen += k.x >> 6;
+        }
+        if (FT_Load_Glyph(face, gi, FT_LOAD_RENDER) || face->glyph->bitmap.pixel_mode != FT_PIXEL_MODE_GRAY)
+            goto done;
+        blend_glyph(out, &face->glyph->bitmap, (int)(pen + face->glyph->bitmap_left),
+                    (int)(baseline - face->glyph->bitmap_top));
+        pen += face->glyph->advance.x >> 6;
+        prev = gi;
+    }
+    err = 0;
 done:
-    avfilter_graph_free(&g);
+    FT_Done_Face(face);
+done_lib:
+    FT_Done_FreeType(ft);
     return err;
 }
 
@@ -142,11 +223,6 @@ int cap_placeholder_render(AVFrame **out, int w, int h, const char *name, bool *
     AVFrame *f = av_frame_alloc();
     if (!f)
         return CAP_ENOMEM;
-    if (name && *name && render_text(f, w, h, name) == 0) {
-        *with_text = true;
-        *out = f;
-        return 0;
-    }
     f->format = AV_PIX_FMT_YUV420P;
     f->width = w;
     f->height = h;
@@ -155,6 +231,13 @@ int cap_placeholder_render(AVFrame **out, int w, int h, const char *name, bool *
         return CAP_ENOMEM;
     }
     cap_draw_fill(f, (struct cap_rect){0, 0, w, h}, CAP_PLACEHOLDER_Y, CAP_PLACEHOLDER_U, CAP_PLACEHOLDER_V);
+    if (name && *name) {
+        if (render_text(f, name) == 0)
+            *with_text = true;
+        else /* a half-drawn name is worse than none */
+            cap_draw_fill(f, (struct cap_rect){0, 0, w, h}, CAP_PLACEHOLDER_Y, CAP_PLACEHOLDER_U,
+                          CAP_PLACEHOLDER_V);
+    }
     *out = f;
     return 0;
 }

@@ -1,7 +1,7 @@
 /* Drawing on compose's canvas (a YUV 4:2:0 AVFrame): filling rectangles, scaling a decoded
  * picture into a rectangle in one libswscale pass (no intermediate copy), copying a
  * prepared picture, and making placeholder tiles (a peer's display name on a plain
- * background, drawn with libavfilter's drawtext). */
+ * background, drawn with FreeType in the font fontconfig picks for sans-serif). */
 #ifndef CAP_MEDIA_COMPOSE_DRAW_H
 #define CAP_MEDIA_COMPOSE_DRAW_H
 
@@ -27,8 +27,8 @@ int cap_draw_scaled(struct SwsContext **sws, AVFrame *canvas, struct cap_rect r,
 /* Copies img (exactly r's size, YUV420P) into r. */
 void cap_draw_copy(AVFrame *canvas, struct cap_rect r, const AVFrame *img);
 
-/* A w x h YUV420P tile with name centred on the placeholder background. Without a working
- * drawtext (no libfreetype, no font) the tile is plain and *with_text is false. */
+/* A w x h YUV420P tile with name (UTF-8) centred on the placeholder background. Without a
+ * font (fontconfig finds none) the tile is plain and *with_text is false. */
 int cap_placeholder_render(AVFrame **out, int w, int h, const char *name, bool *with_text);
 
 #endif

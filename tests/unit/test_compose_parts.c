@@ -1,5 +1,6 @@
 /* compose's plain parts: Composition State parsing and queries, the room over time from
- * timeline.json, the mixer's limiter and levels, active speaker hysteresis. */
+ * timeline.json, the mixer's limiter and levels, active speaker hysteresis, placeholder
+ * tiles with a peer's name. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +8,11 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "capstan/error.h"
+#include "media/compose_draw.h"
 #include "media/composition.h"
 #include "media/compose_room.h"
 #include "media/mix.h"
@@ -321,6 +324,81 @@ static void test_speaker_keeps_the_tile_for_the_dwell_time(void **state)
     assert_true(d.switched_ns - switched >= 2000 * MS);
 }
 
+/* ---- placeholder tiles ---- */
+
+struct ink {
+    int count, x0, x1, y0, y1; /* bright luma pixels and their bounding box */
+};
+
+static struct ink ink_of(const AVFrame *f)
+{
+    struct ink k = {0, f->width, -1, f->height, -1};
+    for (int y = 0; y < f->height; y++)
+        for (int x = 0; x < f->width; x++)
+            if (f->data[0][(size_t)y * f->linesize[0] + x] > 160) {
+                k.count++;
+                k.x0 = x < k.x0 ? x : k.x0;
+                k.x1 = x > k.x1 ? x : k.x1;
+                k.y0 = y < k.y0 ? y : k.y0;
+                k.y1 = y > k.y1 ? y : k.y1;
+            }
+    return k;
+}
+
+static void assert_plain_grey_at_edges(const AVFrame *f)
+{
+    for (int x = 0; x < f->width; x++) {
+        assert_int_equal(f->data[0][x], CAP_PLACEHOLDER_Y);
+        assert_int_equal(f->data[0][(size_t)(f->height - 1) * f->linesize[0] + x], CAP_PLACEHOLDER_Y);
+    }
+    for (int y = 0; y < f->height / 2; y++)
+        for (int x = 0; x < f->width / 2; x++) {
+            assert_int_equal(f->data[1][(size_t)y * f->linesize[1] + x], CAP_PLACEHOLDER_U);
+            assert_int_equal(f->data[2][(size_t)y * f->linesize[2] + x], CAP_PLACEHOLDER_V);
+        }
+}
+
+static void test_placeholder_carries_the_name_centred(void **state)
+{
+    (void)state;
+    AVFrame *f = NULL;
+    bool with_text = false;
+    assert_int_equal(cap_placeholder_render(&f, 640, 360, "Dave", &with_text), 0);
+    assert_true(with_text);
+    assert_int_equal(f->width, 640);
+    assert_int_equal(f->height, 360);
+    assert_plain_grey_at_edges(f);
+    struct ink k = ink_of(f);
+    assert_true(k.count > 200);
+    /* centred to a few pixels both ways, about an eighth of the height tall */
+    assert_true(abs((k.x0 + k.x1) - 640) <= 8);
+    assert_true(abs((k.y0 + k.y1) - 360) <= 16);
+    assert_true(k.y1 - k.y0 >= 25 && k.y1 - k.y0 <= 70);
+    av_frame_free(&f);
+
+    /* a longer name gets more ink, in a smaller size that still fits the tile */
+    assert_int_equal(cap_placeholder_render(&f, 320, 180, "Dave from the Thursday design review", &with_text), 0);
+    assert_true(with_text);
+    k = ink_of(f);
+    assert_true(k.count > 100);
+    assert_true(k.x0 > 0 && k.x1 < 319);
+    av_frame_free(&f);
+
+    /* UTF-8 and bytes that are not: drawn, never read past the end */
+    const char *odd[] = {"Zo\xc3\xab \xe6\x9d\x8e", "\xff\xfe\xc3", "\xe2\x82", "a\xf0\x9f\x98\x80" "b"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        assert_int_equal(cap_placeholder_render(&f, 64, 36, odd[i], &with_text), 0);
+        assert_plain_grey_at_edges(f);
+        av_frame_free(&f);
+    }
+
+    /* no name: the plain tile */
+    assert_int_equal(cap_placeholder_render(&f, 64, 36, "", &with_text), 0);
+    assert_false(with_text);
+    assert_int_equal(ink_of(f).count, 0);
+    av_frame_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_levels_and_sums),
         cmocka_unit_test(test_speaker_needs_a_margin_and_a_hold_to_switch),
         cmocka_unit_test(test_speaker_keeps_the_tile_for_the_dwell_time),
+        cmocka_unit_test(test_placeholder_carries_the_name_centred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

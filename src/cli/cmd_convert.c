@@ -4,8 +4,7 @@
 #include "cli/cli.h"
 #include "cli/convert_remote.h"
 
-#include "media/compose.h"
-#include "media/transmux.h"
+#include "media/media.h"
 #include "util/fs.h"
 
 #include <errno.h>
@@ -177,11 +176,14 @@ static int run_transmux(const char *cmd, const char *in, const char *out, struct
     opt->progress = progress;
     opt->user = (void *)"transmux ";
     struct cap_transmux_result r;
-    char why[512] = "";
-    int err = cap_transmux_recording(in, opt, &r, why, sizeof(why));
+    char why[1024] = "";
+    const struct cap_media_api *media = cap_media(why, sizeof(why));
+    if (!media)
+        return cli_fail(cmd, CLI_EXIT_FAILURE, "%s", why);
+    int err = media->transmux_recording(in, opt, &r, why, sizeof(why));
     if (err)
         return cli_fail(cmd, CLI_EXIT_FAILURE, "%s", why[0] ? why : cap_strerror(err));
-    json_t *summary = cap_transmux_summary(in, &r);
+    json_t *summary = media->transmux_summary(in, &r);
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/summary.json", out);
     char *text = json_dumps(summary, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -210,7 +212,7 @@ static int run_transmux(const char *cmd, const char *in, const char *out, struct
     }
     json_decref(summary);
     size_t count = r.track_count;
-    cap_transmux_result_deinit(&r);
+    media->transmux_result_deinit(&r);
     if (!code && written == 0 && count > 0)
         code = cli_fail(cmd, CLI_EXIT_FAILURE, "no track could be converted");
     return code;
@@ -222,19 +224,22 @@ static int run_compose(const char *cmd, const char *in, struct cap_compose_optio
     opt->progress = progress;
     opt->user = (void *)"compose  ";
     struct cap_compose_result r;
-    char why[512] = "";
-    int err = cap_compose_recording(in, opt, &r, why, sizeof(why));
+    char why[1024] = "";
+    const struct cap_media_api *media = cap_media(why, sizeof(why));
+    if (!media)
+        return cli_fail(cmd, CLI_EXIT_FAILURE, "%s", why);
+    int err = media->compose_recording(in, opt, &r, why, sizeof(why));
     if (err) {
         if (show_progress)
             fputc('\n', stderr);
-        cap_compose_result_deinit(&r);
+        media->compose_result_deinit(&r);
         return cli_fail(cmd, CLI_EXIT_FAILURE, "%s", why[0] ? why : cap_strerror(err));
     }
     for (size_t i = 0; i < r.track_count; i++)
         if (!r.tracks[i].used && r.tracks[i].error[0] && strncmp(r.tracks[i].error, "not needed", 10) != 0)
             fprintf(stderr, "capstan convert: compose: %s left out: %s\n", r.tracks[i].track_id, r.tracks[i].error);
     if (as_json) {
-        json_object_set_new(report, "compose", cap_compose_summary(&r, NULL));
+        json_object_set_new(report, "compose", media->compose_summary(&r, NULL));
     } else {
         printf("composed %s: %.3f s", r.out_path, (double)r.duration_ns / 1e9);
         if (r.width)
@@ -245,7 +250,7 @@ static int run_compose(const char *cmd, const char *in, struct cap_compose_optio
         if (r.thumbnails)
             printf("thumbnails: %u, contact sheet %s\n", r.thumbnails, r.contact_sheet);
     }
-    cap_compose_result_deinit(&r);
+    media->compose_result_deinit(&r);
     return 0;
 }
 

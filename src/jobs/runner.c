@@ -4,8 +4,7 @@
 #include "jobs/runner.h"
 
 #include "capstan/error.h"
-#include "media/compose.h"
-#include "media/transmux.h"
+#include "media/media.h"
 #include "util/fs.h"
 #include "util/log.h"
 
@@ -290,19 +289,22 @@ static int step_transmux(struct attempt *a, json_t *request, json_t *result)
     struct cap_transmux_options opt = {.out_dir = out_dir, .progress = step_progress, .user = a};
     opt.matroska = json_is_true(json_object_get(request, "mkv"));
     struct cap_transmux_result r;
-    char why[512] = "";
-    err = cap_transmux_recording(a->rec_dir, &opt, &r, why, sizeof(why));
+    char why[1024] = "";
+    const struct cap_media_api *media = cap_media(why, sizeof(why));
+    if (!media)
+        return fail(a, CAP_EUNSUPPORTED, "transmux: %s", why);
+    err = media->transmux_recording(a->rec_dir, &opt, &r, why, sizeof(why));
     if (err)
         return fail(a, err, "transmux: %s", why[0] ? why : cap_strerror(err));
     size_t written = 0;
     for (size_t i = 0; i < r.track_count; i++)
         written += r.tracks[i].path[0] != '\0';
     if (written == 0) {
-        cap_transmux_result_deinit(&r);
+        media->transmux_result_deinit(&r);
         return fail(a, CAP_ENOENT, "transmux: no track of '%s' could be converted", a->record_path);
     }
-    json_t *summary = cap_transmux_summary(a->rec_dir, &r);
-    cap_transmux_result_deinit(&r);
+    json_t *summary = media->transmux_summary(a->rec_dir, &r);
+    media->transmux_result_deinit(&r);
     char default_prefix[PATH_MAX];
     snprintf(default_prefix, sizeof(default_prefix), "%s/processed/tracks", a->record_path);
     struct destination d;
@@ -411,8 +413,11 @@ static int compose_step(struct attempt *a, json_t *request, const char *name, co
         opt.thumbnail_every_ms = (int64_t)thumb_s * 1000;
     }
     struct cap_compose_result r;
-    char why[512] = "";
-    int err = cap_compose_recording(a->rec_dir, &opt, &r, why, sizeof(why));
+    char why[1024] = "";
+    const struct cap_media_api *media = cap_media(why, sizeof(why));
+    if (!media)
+        return fail(a, CAP_EUNSUPPORTED, "compose: %s", why);
+    int err = media->compose_recording(a->rec_dir, &opt, &r, why, sizeof(why));
     if (err)
         return fail(a, err, "compose: %s", why[0] ? why : cap_strerror(err));
     const char *custom = json_string_value(json_object_get(request, "custom_s3"));
@@ -454,13 +459,13 @@ static int compose_step(struct attempt *a, json_t *request, const char *name, co
         }
     }
     if (!err) {
-        json_t *summary = cap_compose_summary(&r, json_string_value(uri));
+        json_t *summary = media->compose_summary(&r, json_string_value(uri));
         if (!summary)
             summary = json_pack("{s:O}", "media_uri", uri);
         *summary_out = summary;
     }
     json_decref(uri);
-    cap_compose_result_deinit(&r);
+    media->compose_result_deinit(&r);
     return err;
 }
 

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,11 +71,13 @@ static const char *const help =
     "                         transmux, compose or convert (both)\n";
 
 static volatile sig_atomic_t stopping;
+static sem_t stop_sem; /* posted by the handler (sem_post is async-signal-safe): main sleeps on it */
 
 static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
+    sem_post(&stop_sem);
 }
 
 struct serve_options {
@@ -400,6 +403,7 @@ int cmd_serve(int argc, char **argv)
         return code;
 
     signal(SIGPIPE, SIG_IGN);
+    sem_init(&stop_sem, 0, 0);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -486,9 +490,9 @@ int cmd_serve(int argc, char **argv)
     fflush(stdout);
     CAP_INFO(NULL, "serving on %s:%u", host, port);
 
-    /* Any thread may take the signal; the flag is what counts. */
+    /* Any thread may take the signal; the flag is what counts, the semaphore wakes main. */
     while (!stopping)
-        usleep(100 * 1000);
+        sem_wait(&stop_sem);
 
     CAP_INFO(NULL, "stopping");
     cap_http_stop(http);

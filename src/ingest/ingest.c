@@ -126,6 +126,7 @@ struct cap_ingest {
     uint16_t next_port;
     struct cap_ingest_counters counters;
     int64_t last_flush;
+    bool unsynced; /* records appended since the last flush: the next one asks for a syncfs */
     double rate_pps;               /* packets per second, smoothed over wake-ups */
     int64_t last_wake;
     /* receive buffers */
@@ -220,6 +221,7 @@ static void write_record(struct cap_ingest *ing, struct slot *slot, enum cap_rec
         return;
     }
     atomic_store_explicit(&slot->counters.last_arrival_ns, arrival, memory_order_relaxed);
+    ing->unsynced = true;
     bump(&ing->counters.packets, 1);
     bump(&ing->counters.bytes, len);
     if (type == CAP_RECORD_RTCP) {
@@ -532,6 +534,7 @@ static int close_writer(struct cap_ingest *ing, struct slot *slot)
     bump(&ing->counters.chunk_writes, st->records ? 1 : 0);
     int err = cap_track_writer_close(slot->writer);
     slot->writer = NULL;
+    ing->unsynced = true; /* the seal wrote the chunk's index */
     atomic_fetch_sub_explicit(&ing->counters.active_tracks, 1, memory_order_relaxed);
     return err;
 }
@@ -601,6 +604,7 @@ static int open_writer(struct cap_ingest *ing, struct cap_live *live, struct slo
     /* The chunk file is made now, not on the first packet. */
     if (!err && slot->mode != CAP_TRACK_CLOSED)
         err = cap_track_writer_prepare(slot->writer);
+    ing->unsynced = true; /* a new chunk file and its header */
     if (!err)
         atomic_fetch_add_explicit(&ing->counters.active_tracks, 1, memory_order_relaxed);
     return err;
@@ -808,6 +812,20 @@ static void coalesce(struct cap_ingest *ing, unsigned received)
     ppoll(&pfd, 1, &ts, NULL);
 }
 
+/* epoll_wait's timeout: none while no recording is live (a command wakes the thread), else
+ * until the next flush is due. An idle recorder does not wake up. */
+static int wait_ms(const struct cap_ingest *ing)
+{
+    if (!ing->lives)
+        return -1;
+    if (ing->cfg.sync_interval_ns <= 0)
+        return (int)(TICK_NS / CAP_NS_PER_MS);
+    int64_t left = ing->last_flush + ing->cfg.sync_interval_ns - cap_clock_mono_ns();
+    if (left <= 0)
+        return 0;
+    return (int)((left + CAP_NS_PER_MS - 1) / CAP_NS_PER_MS);
+}
+
 static void *ingest_main(void *arg)
 {
     struct cap_ingest *ing = arg;
@@ -819,7 +837,7 @@ static void *ingest_main(void *arg)
         pthread_mutex_unlock(&ing->lock);
         if (!running)
             break;
-        int n = epoll_wait(ing->epoll_fd, events, 64, (int)(TICK_NS / CAP_NS_PER_MS));
+        int n = epoll_wait(ing->epoll_fd, events, 64, wait_ms(ing));
         unsigned received = 0;
         bool commands = false;
         for (int i = 0; i < n; i++) {
@@ -850,7 +868,9 @@ static void *ingest_main(void *arg)
         if (ing->cfg.sync_interval_ns > 0 && now - ing->last_flush >= ing->cfg.sync_interval_ns) {
             ing->last_flush = now;
             flush_all(ing);
-            request_sync(ing);
+            if (ing->unsynced) /* nothing new: nothing to make durable */
+                request_sync(ing);
+            ing->unsynced = false;
         }
     }
     /* Stopping: close every recording still open, sealing its tracks. */

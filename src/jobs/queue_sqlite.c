@@ -9,6 +9,7 @@
 #include "util/log.h"
 #include "store/sqlite_error.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -17,7 +18,9 @@
 #include <time.h>
 
 #define BUSY_TIMEOUT_MS 10000
-#define POLL_MS 100
+/* A waiting claim or drain wakes at once for what this process stores; it looks again at
+ * least this often for what time or another process changes (an expired lease). */
+#define RECHECK_MS 1000
 #define DRAIN_BATCH 64
 
 static const char schema_sql[] =
@@ -101,6 +104,8 @@ static const char *const statement_sql[STMT_COUNT_] = {
 struct sqlite_queue {
     struct cap_queue base;
     pthread_mutex_t lock; /* every use of db */
+    pthread_cond_t changed; /* with lock: generation moved */
+    uint64_t generation;    /* bumped with every stored event: a job queued, ended, given up */
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT_];
 };
@@ -217,6 +222,10 @@ static int store_event(struct sqlite_queue *sq, json_t *event)
     sqlite3_bind_text(s, 2, text, (int)len, SQLITE_TRANSIENT);
     int err = step_done(sq, s, "storing a job event");
     free(text);
+    if (!err) { /* waiters wake on the lock, after the caller's commit or rollback */
+        sq->generation++;
+        pthread_cond_broadcast(&sq->changed);
+    }
     return err;
 }
 
@@ -375,10 +384,22 @@ static int try_claim(struct sqlite_queue *sq, const char *worker, struct cap_job
     return err;
 }
 
-static void sleep_ms(int ms)
+/* Waits (without the lock held) until the generation is no longer `seen`, or ms pass. */
+static void wait_change(struct sqlite_queue *sq, uint64_t seen, int64_t ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&sq->lock);
+    while (sq->generation == seen)
+        if (pthread_cond_timedwait(&sq->changed, &sq->lock, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&sq->lock);
 }
 
 static int sq_claim(struct cap_queue *q, const char *worker, int wait_ms, struct cap_job *out,
@@ -390,6 +411,7 @@ static int sq_claim(struct cap_queue *q, const char *worker, int wait_ms, struct
         json_t *gave_up = NULL;
         pthread_mutex_lock(&sq->lock);
         int rc = try_claim(sq, worker, out, lease, &gave_up);
+        uint64_t seen = sq->generation;
         pthread_mutex_unlock(&sq->lock);
         if (gave_up && rc >= 0)
             publish_live(sq, gave_up);
@@ -399,7 +421,7 @@ static int sq_claim(struct cap_queue *q, const char *worker, int wait_ms, struct
         int64_t left = (deadline - cap_clock_mono_ns()) / CAP_NS_PER_MS;
         if (left <= 0)
             return 0;
-        sleep_ms(left < POLL_MS ? (int)left : POLL_MS);
+        wait_change(sq, seen, left < RECHECK_MS ? left : RECHECK_MS);
     }
 }
 
@@ -526,6 +548,7 @@ static int sq_drain_events(struct cap_queue *q, const char *consumer, int wait_m
             sqlite3_bind_int64(s, 1, done[i]);
             err = step_done(sq, s, "acknowledging a job event");
         }
+        uint64_t seen = sq->generation;
         pthread_mutex_unlock(&sq->lock);
         if (err)
             return err;
@@ -534,7 +557,7 @@ static int sq_drain_events(struct cap_queue *q, const char *consumer, int wait_m
         int64_t left = (deadline - cap_clock_mono_ns()) / CAP_NS_PER_MS;
         if (left <= 0)
             return 0;
-        sleep_ms(left < POLL_MS ? (int)left : POLL_MS);
+        wait_change(sq, seen, left < RECHECK_MS ? left : RECHECK_MS);
     }
 }
 
@@ -553,6 +576,7 @@ static void sq_close(struct cap_queue *q)
     for (int i = 0; i < STMT_COUNT_; i++)
         sqlite3_finalize(sq->stmt[i]);
     sqlite3_close(sq->db);
+    pthread_cond_destroy(&sq->changed);
     pthread_mutex_destroy(&sq->lock);
     free(sq);
 }
@@ -580,6 +604,11 @@ int cap_queue_sqlite_open(struct cap_queue **out, const char *path,
     if (cfg)
         sq->base.cfg = *cfg;
     pthread_mutex_init(&sq->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&sq->changed, &attr);
+    pthread_condattr_destroy(&attr);
     int rc = sqlite3_open_v2(
         path, &sq->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

@@ -5,7 +5,6 @@
 
 #include "engine/recording_files.h"
 #include "track/mjr_import.h"
-#include "util/json.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -83,14 +82,7 @@ static int write_recording_files(const struct cap_mjr_import_options *opt,
         .tracks = tracks,
         .track_count = rep->track_count,
     };
-    json_t *policy = cap_policy_default();
-    int err = cap_json_write_file(opt->out_dir, "metadata.json", cap_metadata_json(&rec, policy));
-    if (!err)
-        err = cap_json_write_file(opt->out_dir, "timeline.json", cap_timeline_json(&rec));
-    if (!err)
-        err = cap_json_write_file(opt->out_dir, "policy.json", policy);
-    else
-        json_decref(policy);
+    int err = cap_recording_files_write_default(opt->out_dir, &rec);
     free(tracks);
     return err;
 }

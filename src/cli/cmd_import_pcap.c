@@ -6,7 +6,6 @@
 #include "engine/recording_files.h"
 #include "track/pcap.h"
 #include "util/fs.h"
-#include "util/json.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -66,14 +65,7 @@ static int write_recording_files(const struct cap_import_options *opt,
         .started_ns = rep->first_arrival_ns, .ended_ns = rep->last_arrival_ns,
         .tracks = tracks, .track_count = rep->track_count,
     };
-    json_t *policy = cap_policy_default();
-    int err = cap_json_write_file(opt->out_dir, "metadata.json", cap_metadata_json(&rec, policy));
-    if (!err)
-        err = cap_json_write_file(opt->out_dir, "timeline.json", cap_timeline_json(&rec));
-    if (!err)
-        err = cap_json_write_file(opt->out_dir, "policy.json", policy);
-    else
-        json_decref(policy);
+    int err = cap_recording_files_write_default(opt->out_dir, &rec);
     free(tracks);
     return err;
 }

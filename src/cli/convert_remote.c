@@ -4,36 +4,13 @@
 #include "capstan/error.h"
 #include "cli/cli.h"
 #include "store/blob.h"
+#include "util/fs.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char child[PATH_MAX];
-        if (snprintf(child, sizeof(child), "%s/%s", path, e->d_name) < (int)sizeof(child))
-            remove_tree(child);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
 
 static int make_temp(const char *cmd, const char *what, char *out)
 {
@@ -118,9 +95,9 @@ int convert_remote_end(const char *cmd, struct convert_remote *r, int code)
         stat(processed, &st) == 0 && S_ISDIR(st.st_mode))
         code = publish(cmd, r->in_url, processed, "processed");
     if (r->in_dir[0])
-        remove_tree(r->in_dir);
+        cap_remove_tree(r->in_dir);
     if (r->out_dir[0])
-        remove_tree(r->out_dir);
+        cap_remove_tree(r->out_dir);
     r->in_dir[0] = r->out_dir[0] = '\0';
     return code;
 }

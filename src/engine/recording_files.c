@@ -3,6 +3,7 @@
 #include "engine/recording_files.h"
 
 #include "util/clock.h"
+#include "util/json.h"
 
 #include <string.h>
 
@@ -121,4 +122,17 @@ json_t *cap_timeline_json(const struct cap_file_recording *rec)
     }
     return json_pack("{s:s, s:s, s:o, s:o}", "recording_id", rec->recording_id, "room_id",
                      rec->room_id, "started_at", cap_json_time(rec->started_ns), "events", events);
+}
+
+int cap_recording_files_write_default(const char *dir, const struct cap_file_recording *rec)
+{
+    json_t *policy = cap_policy_default();
+    int err = cap_json_write_file(dir, "metadata.json", cap_metadata_json(rec, policy));
+    if (!err)
+        err = cap_json_write_file(dir, "timeline.json", cap_timeline_json(rec));
+    if (!err)
+        err = cap_json_write_file(dir, "policy.json", policy);
+    else
+        json_decref(policy);
+    return err;
 }

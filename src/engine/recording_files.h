@@ -38,6 +38,9 @@ struct cap_file_recording {
 json_t *cap_policy_default(void);
 json_t *cap_metadata_json(const struct cap_file_recording *rec, json_t *policy);
 json_t *cap_timeline_json(const struct cap_file_recording *rec);
+/* Writes metadata.json, timeline.json and policy.json (the default policy) of a recording
+ * made outside the daemon (an import) into dir. 0 or a negative error. */
+int cap_recording_files_write_default(const char *dir, const struct cap_file_recording *rec);
 
 /* ISO 8601 string value for a wall-clock time. */
 json_t *cap_json_time(int64_t unix_ns);

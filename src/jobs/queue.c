@@ -5,6 +5,7 @@
 #include "util/clock.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool cap_queue_url_is_redis(const char *url)
@@ -46,6 +47,30 @@ int64_t cap_queue_now_ms(const struct cap_queue *q)
 int64_t cap_queue_visibility_ms(const struct cap_queue *q)
 {
     return q->cfg.visibility_ms > 0 ? q->cfg.visibility_ms : CAP_QUEUE_DEFAULT_VISIBILITY_MS;
+}
+
+int cap_queue_prepare_job(const struct cap_queue *q, struct cap_job *job, char **params,
+                          size_t *params_len, json_t **started)
+{
+    if (!cap_job_kind_valid(job->kind) || !json_is_object(job->params))
+        return CAP_EINVAL;
+    *params = cap_job_dump(job->params, params_len);
+    if (!*params)
+        return CAP_ENOMEM;
+    int err = *params_len > CAP_JOB_MAX_JSON ? CAP_ELIMIT
+                                             : cap_job_random_id("job_", job->id, sizeof(job->id));
+    if (!err) {
+        job->state = CAP_JOB_QUEUED;
+        job->created_ms = job->updated_ms = cap_queue_now_ms(q);
+        *started = cap_job_event(job, q->cfg.node, job->created_ms, "Started", NULL);
+        if (!*started)
+            err = CAP_ENOMEM;
+    }
+    if (err) {
+        free(*params);
+        *params = NULL;
+    }
+    return err;
 }
 
 int cap_queue_max_attempts(const struct cap_queue *q)

@@ -105,6 +105,11 @@ int cap_queue_redis_open(struct cap_queue **out, const char *url,
 int64_t cap_queue_now_ms(const struct cap_queue *q);
 int64_t cap_queue_visibility_ms(const struct cap_queue *q);
 int cap_queue_max_attempts(const struct cap_queue *q);
+/* What every backend does before storing a new job: checks its kind and params, gives it an
+ * id, the queued state and its times, serialises the params (at most CAP_JOB_MAX_JSON) and
+ * makes its Started event. On success the caller frees *params and json_decref()s *started. */
+int cap_queue_prepare_job(const struct cap_queue *q, struct cap_job *job, char **params,
+                          size_t *params_len, json_t **started);
 
 static inline int cap_queue_enqueue(struct cap_queue *q, struct cap_job *job)
 {

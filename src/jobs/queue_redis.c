@@ -328,25 +328,13 @@ static int64_t script_result(const redisReply *r)
 static int rq_enqueue(struct cap_queue *q, struct cap_job *job)
 {
     struct redis_queue *rq = (struct redis_queue *)q;
-    if (!cap_job_kind_valid(job->kind) || !json_is_object(job->params))
-        return CAP_EINVAL;
     size_t params_len, event_len;
-    char *params = cap_job_dump(job->params, &params_len);
-    if (!params)
-        return CAP_ENOMEM;
-    if (params_len > CAP_JOB_MAX_JSON) {
-        free(params);
-        return CAP_ELIMIT;
-    }
-    int err = cap_job_random_id("job_", job->id, sizeof(job->id));
-    if (err) {
-        free(params);
+    char *params;
+    json_t *started;
+    int err = cap_queue_prepare_job(q, job, &params, &params_len, &started);
+    if (err)
         return err;
-    }
-    job->state = CAP_JOB_QUEUED;
-    job->created_ms = job->updated_ms = cap_queue_now_ms(q);
-    json_t *started = cap_job_event(job, q->cfg.node, job->created_ms, "Started", NULL);
-    char *event = started ? cap_job_dump(started, &event_len) : NULL;
+    char *event = cap_job_dump(started, &event_len);
     if (!event) {
         json_decref(started);
         free(params);

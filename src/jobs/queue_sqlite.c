@@ -237,24 +237,12 @@ static void rollback(struct sqlite_queue *sq)
 static int sq_enqueue(struct cap_queue *q, struct cap_job *job)
 {
     struct sqlite_queue *sq = (struct sqlite_queue *)q;
-    if (!cap_job_kind_valid(job->kind) || !json_is_object(job->params))
-        return CAP_EINVAL;
     size_t len;
-    char *params = cap_job_dump(job->params, &len);
-    if (!params)
-        return CAP_ENOMEM;
-    if (len > CAP_JOB_MAX_JSON) {
-        free(params);
-        return CAP_ELIMIT;
-    }
-    int err = cap_job_random_id("job_", job->id, sizeof(job->id));
-    if (err) {
-        free(params);
+    char *params;
+    json_t *started;
+    int err = cap_queue_prepare_job(q, job, &params, &len, &started);
+    if (err)
         return err;
-    }
-    job->state = CAP_JOB_QUEUED;
-    job->created_ms = job->updated_ms = cap_queue_now_ms(q);
-    json_t *started = cap_job_event(job, q->cfg.node, job->created_ms, "Started", NULL);
     pthread_mutex_lock(&sq->lock);
     err = exec_simple(sq, STMT_BEGIN);
     if (!err) {

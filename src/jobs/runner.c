@@ -9,7 +9,6 @@
 #include "util/log.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -86,22 +85,6 @@ bool cap_job_custom_s3_valid(const char *custom)
         return false;
     const char *path = strchr(strstr(custom, "://") + 3, '/');
     return path && path[1] && path[1] != '/' && path[1] != '?';
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -errno;
-}
-
-int cap_job_remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -errno;
-    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- the recording ---- */
@@ -624,13 +607,13 @@ int cap_job_execute(const struct cap_job_env *env, const struct cap_job *job,
     if (snprintf(a.dir, sizeof(a.dir), "%s/%s-%s", env->work_dir, job->id, lease->token) >=
         (int)sizeof(a.dir))
         return fail(&a, CAP_ELIMIT, "work folder path too long");
-    cap_job_remove_tree(a.dir);
+    cap_remove_tree(a.dir);
     if ((err = cap_mkdir_p(a.dir)))
         return fail(&a, err, "cannot make %s: %s", a.dir, cap_strerror(err));
     json_t *out = json_object();
     if (!(err = fetch_recording(&a)))
         err = kind->run(&a, job->params, out);
-    int rm = cap_job_remove_tree(a.dir);
+    int rm = cap_remove_tree(a.dir);
     if (rm)
         CAP_WARN(&a.log, "cannot remove %s: %s", a.dir, strerror(-rm));
     if (err) {

@@ -41,7 +41,4 @@ int cap_job_validate(const char *kind, json_t *params, char *why, size_t why_siz
  * (credentials may also come from the environment). */
 bool cap_job_custom_s3_valid(const char *custom);
 
-/* Removes a folder and everything in it; 0 or a negative errno. */
-int cap_job_remove_tree(const char *path);
-
 #endif

@@ -259,7 +259,7 @@ static int claim_work_dir(struct cap_worker_pool *pool, char *why, size_t why_si
             continue;
         char stale[PATH_MAX + 300];
         snprintf(stale, sizeof(stale), "%s/%s", pool->work_dir, e->d_name);
-        int err = cap_job_remove_tree(stale);
+        int err = cap_remove_tree(stale);
         if (err)
             CAP_WARN(NULL, "cannot remove %s: %s", stale, cap_strerror(err));
     }

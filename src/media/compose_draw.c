@@ -150,6 +150,30 @@ static void blend_glyph(AVFrame *f, const FT_Bitmap *bm, int x0, int y0)
     }
 }
 
+/* Walks name's glyphs from pen along the baseline, blending each into out (NULL: only
+ * measuring). Returns where the pen ends, or -1 when a glyph cannot be loaded. */
+static long pen_line(FT_Face face, const char *name, AVFrame *out, long pen, long baseline)
+{
+    FT_UInt prev = 0;
+    for (const unsigned char *s = (const unsigned char *)name; *s;) {
+        FT_UInt gi = FT_Get_Char_Index(face, next_codepoint(&s));
+        FT_Vector k;
+        if (prev && gi && FT_HAS_KERNING(face) && !FT_Get_Kerning(face, prev, gi, FT_KERNING_DEFAULT, &k))
+            pen += k.x >> 6;
+        if (FT_Load_Glyph(face, gi, out ? FT_LOAD_RENDER : FT_LOAD_DEFAULT))
+            return -1;
+        if (out) {
+            if (face->glyph->bitmap.pixel_mode != FT_PIXEL_MODE_GRAY)
+                return -1;
+            blend_glyph(out, &face->glyph->bitmap, (int)(pen + face->glyph->bitmap_left),
+                        (int)(baseline - face->glyph->bitmap_top));
+        }
+        pen += face->glyph->advance.x >> 6;
+        prev = gi;
+    }
+    return pen;
+}
+
 /* name in white, centred on a placeholder-grey tile already allocated in out; FreeType
  * renders the glyphs of the font fontconfig picks for sans-serif. */
 static int render_text(AVFrame *out, const char *name)
@@ -175,40 +199,14 @@ static int render_text(AVFrame *out, const char *name)
         goto done_lib;
     if (FT_Set_Pixel_Sizes(face, 0, (FT_UInt)px))
         goto done;
-    /* Pass 1: the line's width in pixels (advances and kerning). */
-    long width = 0;
-    FT_UInt prev = 0;
-    for (const unsigned char *s = (const unsigned char *)name; *s;) {
-        FT_UInt gi = FT_Get_Char_Index(face, next_codepoint(&s));
-        if (prev && gi && FT_HAS_KERNING(face)) {
-            FT_Vector k;
-            if (!FT_Get_Kerning(face, prev, gi, FT_KERNING_DEFAULT, &k))
-                width += k.x >> 6;
-        }
-        if (FT_Load_Glyph(face, gi, FT_LOAD_DEFAULT))
-            goto done;
-        width += face->glyph->advance.x >> 6;
-        prev = gi;
-    }
+    /* Measured first (advances and kerning), then drawn centred the same way. */
+    long width = pen_line(face, name, NULL, 0, 0);
+    if (width < 0)
+        goto done;
     long ascender = face->size->metrics.ascender >> 6, descender = face->size->metrics.descender >> 6;
-    long pen = ((long)w - width) / 2;
     long baseline = ((long)h - (ascender - descender)) / 2 + ascender;
-    /* Pass 2: render and blend. */
-    prev = 0;
-    for (const unsigned char *s = (const unsigned char *)name; *s;) {
-        FT_UInt gi = FT_Get_Char_Index(face, next_codepoint(&s));
-        if (prev && gi && FT_HAS_KERNING(face)) {
-            FT_Vector k;
-            if (!FT_Get_Kerning(face, prev, gi, FT_KERNING_DEFAULT, &k))
-                pen += k.x >> 6;
-        }
-        if (FT_Load_Glyph(face, gi, FT_LOAD_RENDER) || face->glyph->bitmap.pixel_mode != FT_PIXEL_MODE_GRAY)
-            goto done;
-        blend_glyph(out, &face->glyph->bitmap, (int)(pen + face->glyph->bitmap_left),
-                    (int)(baseline - face->glyph->bitmap_top));
-        pen += face->glyph->advance.x >> 6;
-        prev = gi;
-    }
+    if (pen_line(face, name, out, ((long)w - width) / 2, baseline) < 0)
+        goto done;
     err = 0;
 done:
     FT_Done_Face(face);

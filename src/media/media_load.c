@@ -36,29 +36,26 @@ static void *open_in(const char *dir)
 
 static void load(void)
 {
-    char exe_dir[PATH_MAX] = "";
+    char exe_dir[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe_dir, sizeof(exe_dir) - 1);
-    if (n > 0) {
-        exe_dir[n] = '\0';
-        char *slash = strrchr(exe_dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            exe_dir[0] = '\0';
-    } else {
-        exe_dir[0] = '\0';
-    }
+    exe_dir[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe_dir, '/');
+    *(slash ? slash : exe_dir) = '\0'; /* the executable's folder, or none */
     const char *env = getenv("CAPSTAN_MODULE_DIR");
     const char *dirs[] = {env && *env ? env : NULL, exe_dir[0] ? exe_dir : NULL, CAP_MODULE_INSTALL_DIR};
     void *h = NULL;
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && !h; i++)
-        if (dirs[i])
-            h = open_in(dirs[i]);
+    char tried[960] = "";
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && !h; i++) {
+        if (!dirs[i])
+            continue;
+        size_t used = strlen(tried);
+        snprintf(tried + used, sizeof(tried) - used, "%s%.300s", used ? ", " : "", dirs[i]);
+        h = open_in(dirs[i]);
+    }
     if (!h) {
         if (!load_error[0])
-            snprintf(load_error, sizeof(load_error), "%s not found in %s%s%s%s%s (set CAPSTAN_MODULE_DIR)",
-                     CAP_MEDIA_MODULE, dirs[0] ? dirs[0] : "", dirs[0] ? ", " : "", dirs[1] ? dirs[1] : "",
-                     dirs[1] ? ", " : "", CAP_MODULE_INSTALL_DIR);
+            snprintf(load_error, sizeof(load_error), "%s not found in %s (set CAPSTAN_MODULE_DIR)",
+                     CAP_MEDIA_MODULE, tried);
         return;
     }
     const struct cap_media_api *(*entry)(void) = NULL;

@@ -18,5 +18,8 @@ int cap_write_file_atomic(const char *path, const void *data, size_t len);
 int cap_fsync_parent(const char *path);
 /* Reads a whole file (up to max bytes) into a NUL-terminated heap buffer. */
 int cap_read_file(const char *path, size_t max, char **out, size_t *len);
+/* Removes a file or a folder and everything in it (symlinks are not followed); a path that
+ * does not exist is fine. 0 or a negative errno. */
+int cap_remove_tree(const char *path);
 
 #endif

@@ -2,8 +2,8 @@
  * times, track writing) into a scratch folder, then export-pcap of what was imported. */
 #include "track/mjr_import.h"
 #include "track/pcap.h"
+#include "util/fs.h"
 
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +12,6 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -34,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(mjr_path, sizeof(mjr_path), "/proc/self/fd/%d", fd);
     char out[128];
     snprintf(out, sizeof(out), "/tmp/capstan-fuzz-mjr-%d", (int)getpid());
-    nftw(out, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cap_remove_tree(out);
 
     const char *paths[] = {mjr_path};
     struct cap_mjr_import_options opt = {
@@ -54,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cap_pcap_export(out, exported, &exported_report, why, sizeof(why));
     }
     cap_mjr_import_report_deinit(&rep);
-    nftw(out, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cap_remove_tree(out);
     close(fd);
     return 0;
 }

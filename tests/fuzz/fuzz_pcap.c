@@ -1,8 +1,8 @@
 /* Fuzz target: pcap/pcapng import end to end (capture parsing, link/IP/UDP decoding,
  * RTP/RTCP demux, track writing) into a scratch folder that is removed afterwards. */
 #include "track/pcap.h"
+#include "util/fs.h"
 
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +11,6 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(pcap_path, sizeof(pcap_path), "/proc/self/fd/%d", fd);
     char out[128];
     snprintf(out, sizeof(out), "/tmp/capstan-fuzz-pcap-%d", (int)getpid());
-    nftw(out, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cap_remove_tree(out);
 
     struct cap_pt_map map;
     cap_pt_map_init(&map);
@@ -53,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     cap_import_report_deinit(&rep);
     cap_pt_map_deinit(&map);
-    nftw(out, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cap_remove_tree(out);
     close(fd);
     return 0;
 }

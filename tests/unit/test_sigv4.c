@@ -12,7 +12,6 @@
 #include "store/sigv4.h"
 #include "util/fs.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -343,29 +342,6 @@ static char *make_temp_dir(void)
     return strdup(dir);
 }
 
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char child[PATH_MAX];
-            snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        if (d)
-            closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static void write_file(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -483,7 +459,7 @@ static void test_local_store_round_trips_objects(void **state)
     snprintf(later, sizeof(later), "%s/src.bin", root);
     assert_int_equal(cap_blob_open(&s, later, why, sizeof(why)), CAP_EINVAL);
     assert_non_null(strstr(why, "not a folder"));
-    remove_tree(root);
+    cap_remove_tree(root);
     free(root);
 }
 
@@ -527,7 +503,7 @@ static void test_prefix_download_and_folder_upload_mirror_each_other(void **stat
     snprintf(path, sizeof(path), "%s/none", in);
     assert_int_equal(cap_blob_put_file_confirmed(s, "k", path), CAP_ENOENT);
     cap_blob_close(s);
-    remove_tree(root);
+    cap_remove_tree(root);
     free(root);
 }
 
@@ -593,7 +569,7 @@ static void test_s3_etag_is_the_md5_or_the_multipart_form(void **state)
     assert_int_equal(s->ops->etag_matches(s, small, "whatever"), CAP_EUNSUPPORTED);
     cap_blob_close(s);
     free(data);
-    remove_tree(root);
+    cap_remove_tree(root);
     free(root);
 }
 

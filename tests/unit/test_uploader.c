@@ -15,7 +15,6 @@
 #include "util/fs.h"
 #include "util/json.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,29 +31,6 @@ struct spool {
     char track[320]; /* its tracks/p-audio */
     char url[160];
 };
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char child[PATH_MAX];
-            snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        if (d)
-            closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static void spool_init(struct spool *s)
 {
@@ -224,7 +200,7 @@ static void test_sealed_chunks_go_up_and_the_newest_stays_while_live(void **stat
     assert_true(uploads > 4);
     free(one);
     free(two);
-    remove_tree(s.root);
+    cap_remove_tree(s.root);
 }
 
 static void test_unsealed_chunks_never_leave_even_when_the_recording_is_over(void **state)
@@ -248,7 +224,7 @@ static void test_unsealed_chunks_never_leave_even_when_the_recording_is_over(voi
     assert_true(exists(s.track, "00000001.ctrk"));
     cap_uploader_stop(u);
     cap_track_writer_close(w);
-    remove_tree(s.root);
+    cap_remove_tree(s.root);
 }
 
 static void test_start_refuses_a_bad_store(void **state)

@@ -65,11 +65,12 @@ struct tcp_conn {
     uint8_t buf[TCP_BUF];
 };
 
+/* Per packet: mode, writer and counters, kept in the first cache lines; info (~5 KiB) last. */
 struct slot {
     enum cap_track_mode mode;
-    struct cap_track_info info;
     struct cap_track_writer *writer;
     struct cap_track_counters counters;
+    struct cap_track_info info;
 };
 
 struct cap_live {

@@ -17,20 +17,24 @@
 #include <string.h>
 #include <unistd.h>
 
+/* What every record touches comes first, then cfg's numbers: a recorder appends to a
+ * thousand writers in turn, each cold in cache, and this keeps one record's work to a few
+ * neighbouring cache lines instead of four pages (the paths and the track info are ~13 KiB). */
 struct cap_track_writer {
+    int fd;                    /* -1 between chunks */
+    bool chunk_has_records;
+    bool unsynced;             /* bytes written to the fd since the last fsync */
+    uint64_t offset;           /* logical end of the chunk: written plus buffered */
+    struct cap_buf buf;        /* holds the chunk's bytes from offset - buf.len on */
+    size_t block;              /* full buffers are written up to a multiple of this */
+    int64_t chunk_first_arrival;
+    int64_t last_sync_mono;
+    struct cap_track_writer_stats stats;
+    struct cap_chunk_indexer ix;
+    uint32_t chunk_seq;
     struct cap_track_writer_config cfg;
     char dir[PATH_MAX];
     char path[PATH_MAX];
-    int fd;                    /* -1 between chunks */
-    uint32_t chunk_seq;
-    uint64_t offset;           /* logical end of the chunk: written plus buffered */
-    struct cap_buf buf;
-    struct cap_chunk_indexer ix;
-    int64_t chunk_first_arrival;
-    bool chunk_has_records;
-    bool unsynced;             /* bytes written to the fd since the last fsync */
-    int64_t last_sync_mono;
-    struct cap_track_writer_stats stats;
 };
 
 int cap_track_chunk_path(char *out, size_t size, const char *dir, uint32_t chunk_seq)
@@ -74,6 +78,9 @@ int cap_track_writer_open(struct cap_track_writer **out, const struct cap_track_
         w->cfg.max_chunk_ns = CAP_TRACK_DEFAULT_CHUNK_NS;
     if (!w->cfg.buffer_bytes)
         w->cfg.buffer_bytes = CAP_TRACK_DEFAULT_BUFFER;
+    w->block = 1;
+    while (w->block <= w->cfg.buffer_bytes / 2)
+        w->block *= 2;
     w->chunk_seq = cfg->first_chunk_seq ? cfg->first_chunk_seq - 1 : cap_track_last_chunk_seq(w->dir);
     w->fd = -1;
     /* The buffer may briefly hold a whole sealed index on top of records. */
@@ -92,6 +99,27 @@ static int flush_buffer(struct cap_track_writer *w)
         return err;
     w->stats.bytes += w->buf.len;
     cap_buf_reset(&w->buf);
+    w->unsynced = true;
+    return 0;
+}
+
+/* Writes the buffer up to the last multiple of block in the file, keeping the rest (at most
+ * one record) for the next write. Writes that cover whole aligned blocks let the page cache
+ * take them as large folios: ext4 spends about a third less per byte than on the same
+ * bytes written at arbitrary offsets. */
+static int write_blocks(struct cap_track_writer *w)
+{
+    uint64_t start = w->offset - w->buf.len;
+    uint64_t cut = w->offset & ~((uint64_t)w->block - 1);
+    if (w->fd < 0 || cut <= start)
+        return 0;
+    size_t n = (size_t)(cut - start);
+    int err = cap_write_all(w->fd, w->buf.data, n);
+    if (err)
+        return err;
+    w->stats.bytes += n;
+    memmove(w->buf.data, w->buf.data + n, w->buf.len - n);
+    w->buf.len -= n;
     w->unsynced = true;
     return 0;
 }
@@ -187,8 +215,6 @@ int cap_track_writer_append(struct cap_track_writer *w, enum cap_record_type typ
         return err;
     if (!w->chunk_has_records)
         w->chunk_first_arrival = arrival_ns;
-    if (w->buf.len + total > w->cfg.buffer_bytes && (err = flush_buffer(w)))
-        return err;
     if ((err = cap_buf_reserve(&w->buf, total)))
         return err;
     uint8_t *rec = w->buf.data + w->buf.len;
@@ -206,6 +232,9 @@ int cap_track_writer_append(struct cap_track_writer *w, enum cap_record_type typ
     w->offset += total;
     w->chunk_has_records = true;
     w->stats.records++;
+    /* the buffer has reached the file's next block boundary */
+    if (w->offset > ((w->offset - w->buf.len) | (w->block - 1)) && (err = write_blocks(w)))
+        return err;
     if (w->cfg.fsync_interval_ns > 0)
         return cap_track_writer_tick(w, cap_clock_mono_ns());
     return 0;

@@ -20,7 +20,6 @@ typedef void (*cap_chunk_closed_fn)(void *user, const char *path, const struct c
 
 struct cap_track_writer_config {
     const char *dir;              /* the track folder; created (with parents) if missing */
-    struct cap_track_info info;   /* chunk_seq and created_ns are set by the writer */
     uint64_t max_chunk_bytes;     /* rotate past this size; 0: default */
     int64_t max_chunk_ns;         /* rotate when a record arrives this long after the chunk's first; 0: default */
     int64_t fsync_interval_ns;    /* 0: fsync at close only; > 0: fdatasync at most this long after a write */
@@ -32,6 +31,8 @@ struct cap_track_writer_config {
     bool caller_syncs;
     cap_chunk_closed_fn on_chunk_closed;
     void *user;
+    /* Last: the numbers above are read for every record, this (~5 KiB) only per chunk. */
+    struct cap_track_info info;   /* chunk_seq and created_ns are set by the writer */
 };
 
 struct cap_track_writer_stats {

@@ -52,10 +52,54 @@ uint32_t cap_crc32c_portable(uint32_t crc, const void *data, size_t len)
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The crc32 instruction takes 3 cycles and can start one per cycle: one chain over the data
+ * runs at a third of its speed. Long inputs go as blocks of three lanes of LANE bytes, each
+ * its own chain; the lanes' CRCs are joined by moving the first two past the bytes after
+ * them (the CRC register is linear: crc(s, D) = crc(s, zeros of |D|) ^ crc(0, D)), with
+ * tables of what LANE and 2 * LANE zero bytes do to each byte of a register. */
+#define LANE 128
+
+static uint32_t shift_tables[2][4][256]; /* [0]: past LANE zero bytes, [1]: past 2 * LANE */
+static pthread_once_t shift_once = PTHREAD_ONCE_INIT;
+
+static void build_shift_tables(void)
+{
+    pthread_once(&table_once, build_table);
+    static const uint8_t zeros[2 * LANE];
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 4; k++)
+            for (uint32_t b = 0; b < 256; b++)
+                shift_tables[s][k][b] = crc32c_table(b << (8 * k), zeros, (size_t)(s + 1) * LANE);
+}
+
+static inline uint32_t shift(uint32_t crc, int s)
+{
+    return shift_tables[s][0][crc & 0xff] ^ shift_tables[s][1][(crc >> 8) & 0xff] ^
+           shift_tables[s][2][(crc >> 16) & 0xff] ^ shift_tables[s][3][crc >> 24];
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
                                                                size_t len)
 {
     uint64_t c = crc;
+    if (len >= 3 * LANE) {
+        pthread_once(&shift_once, build_shift_tables);
+        do {
+            uint64_t a = c, b = 0, d = 0;
+            for (size_t i = 0; i < LANE; i += 8) {
+                uint64_t wa, wb, wd;
+                memcpy(&wa, p + i, 8);
+                memcpy(&wb, p + LANE + i, 8);
+                memcpy(&wd, p + 2 * LANE + i, 8);
+                a = __builtin_ia32_crc32di(a, wa);
+                b = __builtin_ia32_crc32di(b, wb);
+                d = __builtin_ia32_crc32di(d, wd);
+            }
+            c = shift((uint32_t)a, 1) ^ shift((uint32_t)b, 0) ^ (uint32_t)d;
+            p += 3 * LANE;
+            len -= 3 * LANE;
+        } while (len >= 3 * LANE);
+    }
     while (len >= 8) {
         uint64_t word;
         memcpy(&word, p, 8);

@@ -35,7 +35,7 @@
 #define TCP_BUF (2 + 65535)
 #define TICK_NS (50 * CAP_NS_PER_MS)
 #define DEFAULT_TRACK_BUFFER (32u << 10)
-#define COALESCE_MAX_NS (50 * 1000000L) /* longest wait for packets to gather */
+#define COALESCE_MAX_NS (200 * 1000000L) /* longest wait for packets to gather */
 #define COALESCE_MIN_NS (1000000L)       /* shorter waits are not worth a sleep */
 #define COALESCE_PACKETS 256             /* what a wait lets gather, at the current rate */
 
@@ -130,6 +130,8 @@ struct cap_ingest {
     bool unsynced; /* records appended since the last flush: the next one asks for a syncfs */
     double rate_pps;               /* packets per second, smoothed over wake-ups */
     int64_t last_wake;
+    int64_t wait_cap_ns;           /* longest coalescing wait for now (see coalesce) */
+    bool backlog;                  /* a socket still had packets queued after its rounds */
     /* receive buffers */
     struct mmsghdr msgs[RECV_BATCH];
     struct iovec iovs[RECV_BATCH];
@@ -329,6 +331,32 @@ static void handle_packet(struct cap_ingest *ing, struct cap_live *live, const u
     }
 }
 
+/* With many tracks, each packet's slot, writer and write position are cold in cache and
+ * each is found through the one before: handled one packet at a time, that is three waits
+ * on memory in a row per packet. Over a batch, the loads are started together, a level per
+ * pass, so the waits overlap. Only hints: a packet this misreads is handled as usual. */
+static void prefetch_batch(struct cap_ingest *ing, const struct cap_live *live, int n)
+{
+    struct slot *slots[RECV_BATCH];
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *p = ing->bufs[i];
+        if (ing->msgs[i].msg_len < 12 || p[0] >> 6 != 2 || (p[1] >= 192 && p[1] <= 223))
+            continue;
+        struct slot *slot = find_slot(live, cap_load_be32(p + 8));
+        if (slot) {
+            __builtin_prefetch(slot, 1);
+            slots[count++] = slot;
+        }
+    }
+    for (int i = 0; i < count; i++)
+        if (slots[i]->writer)
+            cap_track_writer_prefetch(slots[i]->writer);
+    for (int i = 0; i < count; i++)
+        if (slots[i]->writer)
+            cap_track_writer_prefetch_tail(slots[i]->writer);
+}
+
 static unsigned receive_udp(struct cap_ingest *ing, struct cap_live *live)
 {
     unsigned total = 0;
@@ -343,6 +371,7 @@ static unsigned receive_udp(struct cap_ingest *ing, struct cap_live *live)
             return total;
         total += (unsigned)n;
         bump(&ing->counters.batches, 1);
+        prefetch_batch(ing, live, n);
         int64_t fallback = 0;
         for (int i = 0; i < n; i++) {
             struct msghdr *h = &ing->msgs[i].msg_hdr;
@@ -368,6 +397,7 @@ static unsigned receive_udp(struct cap_ingest *ing, struct cap_live *live)
         if (n < RECV_BATCH)
             return total;
     }
+    ing->backlog = true; /* left queued for after the other sockets: no waiting then */
     return total;
 }
 
@@ -465,9 +495,12 @@ static int bind_socket(struct cap_ingest *ing, int type, uint16_t port)
         return err;
     }
     if (type == SOCK_DGRAM) {
-        /* Room for the stalls a thread that also writes files has (page-cache writeback,
-         * syncfs): at 1200 bytes, 64 MiB holds about half a second at 100k packets/s. */
-        int size = 64 << 20;
+        /* Room for the stalls of a thread that also writes files: while the filesystem's
+         * writeback allocates blocks for a file, a write() to it waits (tens of ms seen,
+         * at times 60 ms in a row). The kernel doubles this and charges each queued
+         * 1200-byte datagram ~2.3 KiB: 256 MiB holds ~200,000 packets, 0.7 s at 300k/s.
+         * It is memory only while packets wait; net.ipv4.udp_mem bounds the machine. */
+        int size = 256 << 20;
         if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
         setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
@@ -790,8 +823,12 @@ static void run_commands(struct cap_ingest *ing)
 
 /* A trickle of packets would wake the thread for each one or two, and on this kind of
  * virtual machine a wake-up costs tens of microseconds: at low rates, let about
- * COALESCE_PACKETS gather in the socket queues first (at most 50 ms; recording does not
- * care about latency, arrival times are the kernel's). A command cuts the wait short. */
+ * COALESCE_PACKETS gather in the socket queues first (at most COALESCE_MAX_NS; recording
+ * does not care about latency, arrival times are the kernel's). A command cuts the wait
+ * short. The rate is a guess from the past, so the longest wait grows back gradually
+ * (doubling from 1 ms) after a round with no packets or a command (a new recording, new
+ * tracks): traffic that starts at full rate meets short waits, not a queue left alone for
+ * COALESCE_MAX_NS that it could overflow. */
 static void coalesce(struct cap_ingest *ing, unsigned received)
 {
     int64_t now = cap_clock_mono_ns();
@@ -801,15 +838,22 @@ static void coalesce(struct cap_ingest *ing, unsigned received)
         double inst = (double)received * 1e9 / (double)dt;
         ing->rate_pps = ing->rate_pps > 0 ? 0.75 * ing->rate_pps + 0.25 * inst : inst;
     }
-    if (!received || ing->rate_pps <= 0)
+    if (!received || ing->rate_pps <= 0) {
+        ing->wait_cap_ns = 0;
         return;
+    }
+    if (ing->backlog)
+        return;
+    ing->wait_cap_ns = ing->wait_cap_ns * 2 + COALESCE_MIN_NS;
+    if (ing->wait_cap_ns > COALESCE_MAX_NS)
+        ing->wait_cap_ns = COALESCE_MAX_NS;
     double wait = COALESCE_PACKETS * 1e9 / ing->rate_pps;
+    if (wait > (double)ing->wait_cap_ns)
+        wait = (double)ing->wait_cap_ns;
     if (wait < COALESCE_MIN_NS)
         return;
-    if (wait > COALESCE_MAX_NS)
-        wait = COALESCE_MAX_NS;
     struct pollfd pfd = {.fd = ing->wake_fd, .events = POLLIN};
-    struct timespec ts = {0, (long)wait};
+    struct timespec ts = {0, (long)wait}; /* under a second */
     ppoll(&pfd, 1, &ts, NULL);
 }
 
@@ -841,6 +885,7 @@ static void *ingest_main(void *arg)
         int n = epoll_wait(ing->epoll_fd, events, 64, wait_ms(ing));
         unsigned received = 0;
         bool commands = false;
+        ing->backlog = false;
         for (int i = 0; i < n; i++) {
             struct fd_ref *ref = events[i].data.ptr;
             switch (ref->kind) {
@@ -861,10 +906,12 @@ static void *ingest_main(void *arg)
                 break;
             }
         }
-        if (commands)
+        if (commands) {
             run_commands(ing);
-        else
+            ing->wait_cap_ns = 0;
+        } else {
             coalesce(ing, received);
+        }
         int64_t now = cap_clock_mono_ns();
         if (ing->cfg.sync_interval_ns > 0 && now - ing->last_flush >= ing->cfg.sync_interval_ns) {
             ing->last_flush = now;

@@ -52,6 +52,11 @@ int cap_track_writer_append(struct cap_track_writer *w, enum cap_record_type typ
 /* Creates the next chunk file now rather than at the first record, so a thread that must
  * not stall (ingest) pays for the file creation before packets flow. */
 int cap_track_writer_prepare(struct cap_track_writer *w);
+/* Hints for a caller about to append to many writers in turn: the first starts loading the
+ * writer's own state, the second (once that is in) where the next record will go. Neither
+ * changes anything. */
+void cap_track_writer_prefetch(const struct cap_track_writer *w);
+void cap_track_writer_prefetch_tail(const struct cap_track_writer *w);
 /* Hands what is buffered to the kernel (one write), without fsync: after this a crash of
  * the process loses nothing; only the machine going down can. */
 int cap_track_writer_flush(struct cap_track_writer *w);

@@ -1,12 +1,15 @@
 /* The receive floor: what it costs any recorder on this machine just to take RTP out of the
  * kernel. Binds one UDP socket, waits for packets, drains them with recvmmsg in batches of
  * 64, lets them gather for --wait-ms between drains (as capstan's ingest does at low rates)
- * and throws them away: no timestamps, no parsing, no files. On SIGINT or SIGTERM it prints
+ * and throws them away: no timestamps, no parsing, no files. With --write DIR it is the
+ * least a recorder does: each packet, length first, appended through a 64 KiB buffer to one
+ * file per SSRC in DIR (no checksums, no index, no fsync). On SIGINT or SIGTERM it prints
  * one JSON line: packets received and the CPU (user + system) the process used from its
  * first packet on. bench/ingest runs it on the same replay as capstan and ffmpeg, so the
  * CPU ratio a recorder can reach against ffmpeg is bounded by this figure in the same run. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +23,67 @@
 
 #define BATCH 64
 #define PACKET_MAX 2048
+#define FILE_BUF (64 << 10)
+#define MAX_FILES 4096
+
+struct out_file {
+    uint32_t ssrc;
+    int fd;
+    size_t len;
+    unsigned char *buf;
+};
+
+static struct out_file files[MAX_FILES];
+static int file_count;
+
+static int flush_file(struct out_file *f)
+{
+    size_t done = 0;
+    while (done < f->len) {
+        ssize_t n = write(f->fd, f->buf + done, f->len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    f->len = 0;
+    return 0;
+}
+
+static int append(const char *dir, const unsigned char *p, size_t len)
+{
+    if (len < 12)
+        return 0;
+    uint32_t ssrc = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
+    struct out_file *f = NULL;
+    for (int i = 0; i < file_count && !f; i++)
+        if (files[i].ssrc == ssrc)
+            f = &files[i];
+    if (!f) {
+        if (file_count == MAX_FILES)
+            return 0;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%08x.raw", dir, ssrc);
+        f = &files[file_count];
+        f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        f->buf = malloc(FILE_BUF);
+        if (f->fd < 0 || !f->buf) {
+            fprintf(stderr, "recv_floor: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        f->ssrc = ssrc;
+        f->len = 0;
+        file_count++;
+    }
+    if (f->len + 2 + len > FILE_BUF && flush_file(f) != 0)
+        return -1;
+    f->buf[f->len] = (unsigned char)(len >> 8);
+    f->buf[f->len + 1] = (unsigned char)len;
+    memcpy(f->buf + f->len + 2, p, len);
+    f->len += 2 + len;
+    return 0;
+}
 
 static volatile sig_atomic_t stop;
 
@@ -39,19 +103,21 @@ static double cpu_seconds(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: recv_floor --port N [--host 127.0.0.1] [--wait-ms 200]\n");
+    fprintf(stderr, "usage: recv_floor --port N [--host 127.0.0.1] [--wait-ms 200] [--write DIR]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
+    const char *host = "127.0.0.1", *dir = NULL;
     long port = 0, wait_ms = 200;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--port") == 0)
             port = strtol(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "--host") == 0)
             host = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--write") == 0)
+            dir = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--wait-ms") == 0)
             wait_ms = strtol(argv[++i], NULL, 10);
         else
@@ -97,6 +163,9 @@ int main(int argc, char **argv)
         int n;
         while ((n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL)) > 0) {
             packets += (unsigned)n;
+            for (int i = 0; dir && i < n; i++)
+                if (append(dir, bufs[i], msgs[i].msg_len) != 0)
+                    return 1;
             if (n < BATCH)
                 break;
         }
@@ -104,6 +173,12 @@ int main(int argc, char **argv)
             struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
+    }
+    for (int i = 0; i < file_count; i++) {
+        if (flush_file(&files[i]) != 0)
+            return 1;
+        close(files[i].fd);
+        free(files[i].buf);
     }
     double cpu = packets ? cpu_seconds() - cpu0 : 0;
     printf("{\"packets\":%llu,\"cpu_s\":%.6f,\"wakeups\":%llu,\"us_per_packet\":%.4f}\n", packets,

@@ -7,6 +7,9 @@
  * one JSON line: packets received and the CPU (user + system) the process used from its
  * first packet on. bench/ingest runs it on the same replay as capstan and ffmpeg, so the
  * CPU ratio a recorder can reach against ffmpeg is bounded by this figure in the same run. */
+#include "util/bytes.h"
+#include "util/fs.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,24 +41,16 @@ static int file_count;
 
 static int flush_file(struct out_file *f)
 {
-    size_t done = 0;
-    while (done < f->len) {
-        ssize_t n = write(f->fd, f->buf + done, f->len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        done += (size_t)n;
-    }
+    int err = cap_write_all(f->fd, f->buf, f->len);
     f->len = 0;
-    return 0;
+    return err;
 }
 
 static int append(const char *dir, const unsigned char *p, size_t len)
 {
     if (len < 12)
         return 0;
-    uint32_t ssrc = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
+    uint32_t ssrc = cap_load_be32(p + 8);
     struct out_file *f = NULL;
     for (int i = 0; i < file_count && !f; i++)
         if (files[i].ssrc == ssrc)

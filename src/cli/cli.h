@@ -11,6 +11,8 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...) __attribute__((for
 /* Parses a whole decimal number from lo to hi for option `name`; otherwise says so (as
  * cli_fail) and returns CLI_EXIT_USAGE. */
 int cli_parse_long(const char *cmd, const char *name, const char *text, long lo, long hi, long *out);
+/* --log-level: sets the process's log level, or says what it takes (as cli_fail). */
+int cli_set_log_level(const char *cmd, const char *text);
 
 int cmd_import_pcap(int argc, char **argv);
 int cmd_import_mjr(int argc, char **argv);

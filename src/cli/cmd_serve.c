@@ -192,10 +192,7 @@ static int apply_option(struct serve_options *o, const char *name, const char *v
     } else if (strcmp(name, "node") == 0) {
         return cli_parse_long(cmd, "--node", value, 0, 1000000, &o->node);
     } else if (strcmp(name, "log-level") == 0) {
-        enum cap_log_level level;
-        if (cap_log_parse_level(value, &level) != 0)
-            return cli_fail(cmd, CLI_EXIT_USAGE, "--log-level takes error, warn, info or debug");
-        cap_log_set_level(level);
+        return cli_set_log_level(cmd, value);
     } else if (strcmp(name, "storage") == 0) {
         /* Checked now for a clear message; the store itself is only reached once running. */
         struct cap_s3_config s3;

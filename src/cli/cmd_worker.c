@@ -76,10 +76,7 @@ static int apply_option(struct worker_options *o, const char *name, const char *
     } else if (strcmp(name, "node") == 0) {
         return cli_parse_long(cmd, "--node", value, 0, 1000000, &o->node);
     } else if (strcmp(name, "log-level") == 0) {
-        enum cap_log_level level;
-        if (cap_log_parse_level(value, &level) != 0)
-            return cli_fail(cmd, CLI_EXIT_USAGE, "--log-level takes error, warn, info or debug");
-        cap_log_set_level(level);
+        return cli_set_log_level(cmd, value);
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 /* capstan: the command-line front door. One table of subcommands, one file each. */
 #include "cli/cli.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -46,6 +47,15 @@ int cli_parse_long(const char *cmd, const char *name, const char *text, long lo,
         return cli_fail(cmd, CLI_EXIT_USAGE, "%s takes a number from %ld to %ld, not '%s'", name, lo,
                         hi, text);
     *out = v;
+    return 0;
+}
+
+int cli_set_log_level(const char *cmd, const char *text)
+{
+    enum cap_log_level level;
+    if (cap_log_parse_level(text, &level) != 0)
+        return cli_fail(cmd, CLI_EXIT_USAGE, "--log-level takes error, warn, info or debug");
+    cap_log_set_level(level);
     return 0;
 }
 

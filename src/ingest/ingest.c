@@ -341,7 +341,8 @@ static void prefetch_batch(struct cap_ingest *ing, const struct cap_live *live, 
     int count = 0;
     for (int i = 0; i < n; i++) {
         const uint8_t *p = ing->bufs[i];
-        if (ing->msgs[i].msg_len < 12 || p[0] >> 6 != 2 || (p[1] >= 192 && p[1] <= 223))
+        size_t len = ing->msgs[i].msg_len;
+        if (len < CAP_RTP_HEADER_MIN || p[0] >> 6 != 2 || cap_rtp_looks_like_rtcp(p, len))
             continue;
         struct slot *slot = find_slot(live, cap_load_be32(p + 8));
         if (slot) {

@@ -234,6 +234,16 @@ static void rollback(struct sqlite_queue *sq)
     exec_simple(sq, STMT_ROLLBACK);
 }
 
+/* Ends a transaction: commits it if err is 0, else (or if the commit fails) rolls it back. */
+static int finish_transaction(struct sqlite_queue *sq, int err)
+{
+    if (!err)
+        err = exec_simple(sq, STMT_COMMIT);
+    if (err)
+        rollback(sq);
+    return err;
+}
+
 static int sq_enqueue(struct cap_queue *q, struct cap_job *job)
 {
     struct sqlite_queue *sq = (struct sqlite_queue *)q;
@@ -255,10 +265,7 @@ static int sq_enqueue(struct cap_queue *q, struct cap_job *job)
         err = step_done(sq, s, "storing a job");
         if (!err)
             err = store_event(sq, started);
-        if (!err)
-            err = exec_simple(sq, STMT_COMMIT);
-        if (err)
-            rollback(sq);
+        err = finish_transaction(sq, err);
     }
     pthread_mutex_unlock(&sq->lock);
     if (!err)
@@ -492,10 +499,7 @@ static int sq_finish(struct cap_queue *q, const struct cap_job_lease *lease, boo
             event = cap_job_event(&job, q->cfg.node, now, ok ? "Completed" : "Failed", body);
             err = store_event(sq, event);
         }
-        if (!err)
-            err = exec_simple(sq, STMT_COMMIT);
-        if (err)
-            rollback(sq);
+        err = finish_transaction(sq, err);
     }
     pthread_mutex_unlock(&sq->lock);
     if (!err)

@@ -90,30 +90,11 @@ int cap_track_writer_open(struct cap_track_writer **out, const struct cap_track_
     return 0;
 }
 
-static int flush_buffer(struct cap_track_writer *w)
+/* Writes the buffer's first n bytes and keeps the rest for the next write. */
+static int write_prefix(struct cap_track_writer *w, size_t n)
 {
-    if (w->buf.len == 0 || w->fd < 0)
+    if (n == 0 || w->fd < 0)
         return 0;
-    int err = cap_write_all(w->fd, w->buf.data, w->buf.len);
-    if (err)
-        return err;
-    w->stats.bytes += w->buf.len;
-    cap_buf_reset(&w->buf);
-    w->unsynced = true;
-    return 0;
-}
-
-/* Writes the buffer up to the last multiple of block in the file, keeping the rest (at most
- * one record) for the next write. Writes that cover whole aligned blocks let the page cache
- * take them as large folios: ext4 spends about a third less per byte than on the same
- * bytes written at arbitrary offsets. */
-static int write_blocks(struct cap_track_writer *w)
-{
-    uint64_t start = w->offset - w->buf.len;
-    uint64_t cut = w->offset & ~((uint64_t)w->block - 1);
-    if (w->fd < 0 || cut <= start)
-        return 0;
-    size_t n = (size_t)(cut - start);
     int err = cap_write_all(w->fd, w->buf.data, n);
     if (err)
         return err;
@@ -122,6 +103,22 @@ static int write_blocks(struct cap_track_writer *w)
     w->buf.len -= n;
     w->unsynced = true;
     return 0;
+}
+
+static int flush_buffer(struct cap_track_writer *w)
+{
+    return write_prefix(w, w->buf.len);
+}
+
+/* Writes the buffer up to the last multiple of block in the file, keeping the rest (at most
+ * one record). Writes that cover whole aligned blocks let the page cache take them as large
+ * folios: ext4 spends about a third less per byte than on the same bytes written at
+ * arbitrary offsets. */
+static int write_blocks(struct cap_track_writer *w)
+{
+    uint64_t start = w->offset - w->buf.len;
+    uint64_t cut = w->offset & ~((uint64_t)w->block - 1);
+    return cut > start ? write_prefix(w, (size_t)(cut - start)) : 0;
 }
 
 static int sync_now(struct cap_track_writer *w, int64_t now)
